@@ -1,0 +1,258 @@
+"""The CycleGAN networks, laid out exactly like the reference zoo so its files load strictly.
+
+The ResNet generator and the 70x70 PatchGAN discriminator follow the layer order and the
+``state_dict`` keys of junyanz/pytorch-CycleGAN-and-pix2pix (``model.0`` ... ``model.27`` for the
+zoo generator, ``model.10.conv_block.1.weight`` for a residual block). Instance norm has no affine
+parameters there, so every convolution keeps its bias. Written here, not imported, because the
+reference is not a package; the parameter count of the zoo configuration (11,378,179) is checked
+in tests/test_networks.py.
+
+Two additions that the zoo files must not see:
+
+* ``adapters``: a residual pair of 1x1 convolutions (per-pixel fully connected layers) inserted
+  after the residual blocks. They live under the ``adapter.`` prefix, outside ``model.``, so a
+  zoo state dict still loads strictly into ``generator.model``. The second layer starts at zero,
+  so an adapted network computes exactly what the pretrained one computed until training moves it.
+* ``bottleneck(x)``: the features the decoder sees (after the residual blocks, or after the
+  adapters when present), used by the latent-space analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: Format tag of a trained generator file written by mrct.training.
+GENERATOR_FORMAT = "mrct-generator-1"
+
+#: Number of modules before the residual blocks in ``ResnetGenerator.model``: reflection pad,
+#: 7x7 conv, norm, ReLU, then two (stride-2 conv, norm, ReLU) triples.
+_N_STEM_AND_DOWN = 10
+#: The stem and the two down-sampling convolutions: what ``freeze_encoder`` freezes.
+ENCODER_LAYERS = range(_N_STEM_AND_DOWN)
+
+
+def _norm(channels: int) -> nn.InstanceNorm2d:
+    # The zoo's CycleGAN generators and discriminators use instance norm without affine
+    # parameters or running statistics.
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class ResnetBlock(nn.Module):
+    """Residual block: x + [pad, conv3x3, norm, ReLU, pad, conv3x3, norm](x)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=True),
+            _norm(dim),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=True),
+            _norm(dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class BottleneckAdapter(nn.Module):
+    """Residual per-pixel MLP at the bottleneck: x + W2 relu(W1 x), W2 initialised to zero.
+
+    The zero-initialised output layer makes the adapted generator start as the pretrained one
+    (the study's adapters are "two new fully connected layers of 256 units"; at a feature map
+    a per-pixel fully connected layer is a 1x1 convolution).
+    """
+
+    def __init__(self, channels: int, units: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, units, kernel_size=1)
+        self.act = nn.ReLU(True)
+        self.fc2 = nn.Conv2d(units, channels, kernel_size=1)
+        nn.init.normal_(self.fc1.weight, 0.0, 0.02)
+        nn.init.zeros_(self.fc1.bias)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+class ResnetGenerator(nn.Module):
+    """The zoo's ResNet generator (two down-samplings, ``n_blocks`` residual blocks, two up)."""
+
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        adapter_units: int = 0,
+    ) -> None:
+        super().__init__()
+        if min(input_nc, output_nc, ngf) < 1 or n_blocks < 0 or adapter_units < 0:
+            raise ValueError(
+                f"ResnetGenerator: expected positive channels and n_blocks >= 0, got "
+                f"input_nc={input_nc}, output_nc={output_nc}, ngf={ngf}, n_blocks={n_blocks}, "
+                f"adapter_units={adapter_units}"
+            )
+        self.architecture: dict[str, int] = {
+            "input_nc": input_nc,
+            "output_nc": output_nc,
+            "ngf": ngf,
+            "n_blocks": n_blocks,
+            "adapter_units": adapter_units,
+        }
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=True),
+            _norm(ngf),
+            nn.ReLU(True),
+        ]
+        for i in range(2):  # down-sampling
+            mult = 2**i
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=True),
+                _norm(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
+        for i in range(2):  # up-sampling
+            mult = 2 ** (2 - i)
+            layers += [
+                nn.ConvTranspose2d(
+                    ngf * mult,
+                    ngf * mult // 2,
+                    kernel_size=3,
+                    stride=2,
+                    padding=1,
+                    output_padding=1,
+                    bias=True,
+                ),
+                _norm(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        self._split = _N_STEM_AND_DOWN + n_blocks
+        self.adapter: BottleneckAdapter | None = None
+        if adapter_units:
+            self.add_adapters(adapter_units)
+
+    def add_adapters(self, units: int = 256) -> BottleneckAdapter:
+        """Insert the bottleneck adapter (after the residual blocks) and return it."""
+        if self.adapter is not None:
+            raise ValueError("ResnetGenerator: adapters are already present")
+        self.adapter = BottleneckAdapter(self.architecture["ngf"] * 4, units)
+        self.architecture["adapter_units"] = units
+        first = next(self.model.parameters())
+        self.adapter.to(device=first.device, dtype=first.dtype)
+        return self.adapter
+
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """Features after the residual blocks (and adapters): shape [N, 4*ngf, H/4, W/4]."""
+        features = self.model[: self._split](x)
+        if self.adapter is not None:
+            features = self.adapter(features)
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model[self._split :](self.bottleneck(x))
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN discriminator; with ``n_layers=3`` each output sees a 70x70 input patch."""
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3) -> None:
+        super().__init__()
+        if min(input_nc, ndf, n_layers) < 1:
+            raise ValueError(
+                f"NLayerDiscriminator: expected positive sizes, got input_nc={input_nc}, "
+                f"ndf={ndf}, n_layers={n_layers}"
+            )
+        layers: list[nn.Module] = [
+            nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, True),
+        ]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2**n, 8)
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1, bias=True),
+                _norm(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        prev, mult = mult, min(2**n_layers, 8)
+        layers += [
+            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=True),
+            _norm(ndf * mult),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, gain: float = 0.02, generator: torch.Generator | None = None) -> nn.Module:
+    """The reference's "normal" initialisation: conv weights ~ N(0, gain), biases 0.
+
+    Adapters keep their own initialisation (zero output layer) so that they start as identity.
+    """
+    for name, module in net.named_modules():
+        if name.startswith("adapter"):
+            continue
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            with torch.no_grad():
+                module.weight.normal_(0.0, gain, generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+    return net
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def to_network_input(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W] (or [N, 1, H, W]) -> float [N, 3, H, W] in [-1, 1], channels identical."""
+    x = images_uint8.float()
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"expected grayscale images [N, H, W] or [N, 1, H, W], got {tuple(x.shape)}")
+    return (x / 127.5 - 1.0).expand(-1, 3, -1, -1).contiguous()
+
+
+def from_network_output(output: torch.Tensor) -> torch.Tensor:
+    """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W]: channels averaged, rounded, clipped."""
+    gray = output.float().mean(dim=1)
+    return ((gray + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def load_trained_generator(path: str | Path, device: str | torch.device = "cpu") -> ResnetGenerator:
+    """Load a generator file written by ``mrct.training`` (format ``mrct-generator-1``), eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: trained generator file not found")
+    try:
+        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a corrupt or foreign file
+        raise ValueError(f"{path}: expected a trained generator file, could not read it ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: expected a dict with format {GENERATOR_FORMAT!r}, got {found!r}")
+    net = ResnetGenerator(**payload["architecture"])
+    try:
+        net.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: state dict does not match its architecture: {error}") from None
+    return net.to(device).eval()

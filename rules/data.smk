@@ -1,1 +1,80 @@
-# Rules of this stage are being written.
+# make_demo_patient: see lead
+
+# Downloads run on the submitting host: cluster nodes often have no internet access.
+
+
+localrules:
+    download_dataset,
+
+
+# SynthRAD2023 Task 1 (dataset.source: synthrad2023). A checkpoint, because the patient list is
+# only known once the archive is here (get_patients() in common.smk reads it).
+# Only the URL is a param: Snakemake deletes a job's outputs before rerunning it, so a param
+# that does not change the content (retries, timeout, the sha256 pin) must not trigger a new
+# download of many GB. The script reads those from the config; the pin is checked by
+# verify_dataset, which reruns when it changes. The lock file is not an output, so that a
+# failed or forced rerun does not delete the record.
+checkpoint download_dataset:
+    output:
+        archive="data/raw/synthrad2023/Task1.zip",
+    log:
+        "logs/download_dataset/synthrad2023.log",
+    benchmark:
+        "benchmarks/out/download_dataset/synthrad2023.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+    params:
+        url=config["dataset"]["synthrad2023"]["url"],
+        lock_file="data/raw/synthrad2023.lock",
+    script:
+        "../scripts/download_dataset.py"
+
+
+# The archive's sha256 against dataset.synthrad2023.sha256, else against the one recorded in the
+# lock file on first download (recorded now when there is none, e.g. for a file placed by hand).
+# Reruns when the archive or the pin changes; the output holds the verified digest.
+rule verify_dataset:
+    input:
+        archive="data/raw/synthrad2023/Task1.zip",
+    output:
+        digest="data/raw/synthrad2023/Task1.zip.sha256",
+    log:
+        "logs/verify_dataset/synthrad2023.log",
+    benchmark:
+        "benchmarks/out/verify_dataset/synthrad2023.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    params:
+        sha256=config["dataset"]["synthrad2023"]["sha256"],
+        lock_file="data/raw/synthrad2023.lock",
+    script:
+        "../scripts/verify_dataset.py"
+
+
+# One job per patient, so that patients unpack in parallel; each member's CRC-32 is checked.
+# The digest is ancient(): verified once before unpacking; re-verifying a pin must not redo
+# every downstream step.
+rule unpack_dataset:
+    input:
+        archive="data/raw/synthrad2023/Task1.zip",
+        digest=ancient("data/raw/synthrad2023/Task1.zip.sha256"),
+    output:
+        mr="data/raw/synthrad2023/{patient}/mr.nii.gz",
+        ct="data/raw/synthrad2023/{patient}/ct.nii.gz",
+    log:
+        "logs/unpack_dataset/{patient}.log",
+    benchmark:
+        "benchmarks/out/unpack_dataset/{patient}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        region=config["dataset"]["synthrad2023"]["region"],
+    script:
+        "../scripts/unpack_dataset.py"

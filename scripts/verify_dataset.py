@@ -1,0 +1,15 @@
+"""Entry point of rule verify_dataset: check the archive's sha256 against the pin or lock file."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from mrct.atomic import write_text_atomic  # noqa: E402
+from mrct.download import verify_file  # noqa: E402
+
+digest = verify_file(
+    snakemake.input.archive,  # noqa: F821
+    sha256=snakemake.params.sha256,  # noqa: F821
+    lock_file=snakemake.params.lock_file,  # noqa: F821
+)
+write_text_atomic(snakemake.output.digest, f"{digest}  Task1.zip\n")  # noqa: F821

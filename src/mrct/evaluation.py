@@ -1,0 +1,103 @@
+"""Evaluate one model's test predictions against the ground-truth slices of the manifest.
+
+Separate from :mod:`mrct.metrics` (which only knows arrays) so the metric definitions can be
+tested without files, and this file only deals with finding, reading and pairing PNGs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from mrct.metrics import HU_METRICS, IMAGE_METRICS, hu_metrics, image_metrics, png_to_hu, vif_batch
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("mr2ct", "ct2mr")
+#: Ground-truth column of the manifest that each direction is compared with.
+TARGET_COLUMN = {"mr2ct": "ct_png", "ct2mr": "mr_png"}
+SLICE_KEYS = ["model", "patient", "slice", "direction"]
+
+
+def read_gray_png(path: str | Path) -> np.ndarray:
+    """An 8-bit grayscale PNG as uint8 [H, W]; RGB files (identical channels) are averaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: expected an 8-bit PNG slice, file not found")
+    with Image.open(path) as image:
+        array = np.asarray(image)
+    if array.ndim == 3:
+        array = np.rint(array[..., :3].astype(np.float64).mean(axis=2)).astype(np.uint8)
+    if array.ndim != 2 or array.dtype != np.uint8:
+        raise ValueError(f"{path}: expected an 8-bit grayscale image, got shape {array.shape} dtype {array.dtype}")
+    return array
+
+
+def test_rows(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The test split of the manifest, sorted by patient and slice (the volume order)."""
+    rows = manifest[manifest["split"] == "test"].sort_values(["patient", "slice"]).reset_index(drop=True)
+    if rows.empty:
+        raise ValueError("manifest: expected at least one test slice, got none")
+    return rows
+
+
+def prediction_path(pred_root: str | Path, direction: str, ground_truth_png: str) -> Path:
+    """Predictions carry the file name of the ground-truth PNG they are compared with."""
+    return Path(pred_root) / direction / Path(ground_truth_png).name
+
+
+def evaluate_model(
+    model: str, manifest: pd.DataFrame, pred_root: str | Path, hu_clip: Sequence[float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-slice metrics (both directions) and per-patient HU metrics of one model.
+
+    ``pred_root`` holds ``mr2ct/`` and ``ct2mr/``. Returns (slices, patients) tables.
+    """
+    rows = test_rows(manifest)
+    records = []
+    volumes: dict[str, dict[str, list[np.ndarray]]] = {}
+    for direction in DIRECTIONS:
+        refs, preds = [], []
+        for row in rows.itertuples(index=False):
+            ref = read_gray_png(getattr(row, TARGET_COLUMN[direction]))
+            pred_file = prediction_path(pred_root, direction, getattr(row, TARGET_COLUMN[direction]))
+            pred = read_gray_png(pred_file)
+            if pred.shape != ref.shape:
+                raise ValueError(f"{pred_file}: expected shape {ref.shape} of the ground truth, got {pred.shape}")
+            refs.append(ref)
+            preds.append(pred)
+        vifs = vif_batch(np.stack(preds), np.stack(refs))
+        for row, pred, ref, vif_value in zip(rows.itertuples(index=False), preds, refs, vifs, strict=True):
+            record = {"model": model, "patient": row.patient, "slice": int(row.slice), "direction": direction}
+            record.update(image_metrics(pred, ref, vif_value=vif_value))
+            if direction == "mr2ct":
+                mask = read_gray_png(row.mask_png) > 127
+                pred_hu = png_to_hu(pred, row.ct_lo_hu, row.ct_hi_hu)
+                ref_hu = png_to_hu(ref, row.ct_lo_hu, row.ct_hi_hu)
+                record.update(hu_metrics(pred_hu, ref_hu, mask, hu_clip))
+                stack = volumes.setdefault(row.patient, {"pred": [], "ref": [], "mask": []})
+                stack["pred"].append(pred_hu)
+                stack["ref"].append(ref_hu)
+                stack["mask"].append(mask)
+            else:
+                record.update(dict.fromkeys(HU_METRICS, np.nan))
+            records.append(record)
+        log.info("%s %s: %d slices evaluated", model, direction, len(preds))
+    slices = pd.DataFrame.from_records(records, columns=[*SLICE_KEYS, *IMAGE_METRICS, *HU_METRICS])
+    return slices, patient_hu_metrics(model, volumes, hu_clip)
+
+
+def patient_hu_metrics(
+    model: str, volumes: dict[str, dict[str, list[np.ndarray]]], hu_clip: Sequence[float]
+) -> pd.DataFrame:
+    """HU metrics of each patient's re-stacked test volume (MR->CT)."""
+    records = []
+    for patient, stack in sorted(volumes.items()):
+        values = hu_metrics(np.stack(stack["pred"]), np.stack(stack["ref"]), np.stack(stack["mask"]), hu_clip)
+        records.append({"model": model, "patient": patient, "n_slices": len(stack["pred"]), **values})
+    return pd.DataFrame.from_records(records, columns=["model", "patient", "n_slices", *HU_METRICS])

@@ -1,0 +1,116 @@
+"""Training data: the train split's MR and CT PNGs in memory, and seeded per-epoch batches.
+
+The slices are small (a study has a few hundred 256x256 PNGs), so they are read once into
+uint8 tensors; this removes worker processes and their random states from the picture.
+Each epoch draws its order and augmentation from a generator seeded with (seed, epoch), so an
+epoch is a pure function of the seed and its index: a resumed run sees exactly the batches an
+uninterrupted run would have seen, with no sampler state to carry around.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+
+def read_png_gray(path: str | Path) -> np.ndarray:
+    """An 8-bit grayscale PNG as a 2-D uint8 array."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: slice PNG not found")
+    with Image.open(path) as image:
+        if image.mode not in ("L", "P", "I;16", "RGB", "RGBA", "LA"):
+            raise ValueError(f"{path}: expected an 8-bit grayscale PNG, got mode {image.mode}")
+        array = np.asarray(image.convert("L"))
+    return array
+
+
+@dataclass(frozen=True)
+class SliceSet:
+    """Train-split slices: ``mr`` and ``ct`` are uint8 tensors [N, S, S]; row i of each is a pair."""
+
+    mr: torch.Tensor
+    ct: torch.Tensor
+    names: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.mr.shape[-1])
+
+
+def load_split(manifest: pd.DataFrame, split: str = "train", root: str | Path = ".") -> SliceSet:
+    """Read the MR and CT PNGs of one split of the manifest (paths relative to ``root``)."""
+    rows = manifest[manifest["split"] == split].sort_values(["patient", "slice"])
+    if rows.empty:
+        raise ValueError(f"manifest: no slices in split {split!r}")
+    root = Path(root)
+    mr = [read_png_gray(root / p) for p in rows["mr_png"]]
+    ct = [read_png_gray(root / p) for p in rows["ct_png"]]
+    shapes = {a.shape for a in mr + ct}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2 or len(set(next(iter(shapes)))) != 1:
+        raise ValueError(f"manifest: expected square slices of one size in split {split!r}, got shapes {sorted(shapes)}")
+    names = tuple(Path(p).name for p in rows["ct_png"])
+    log.info("loaded %d %s slices of %s px", len(names), split, next(iter(shapes)))
+    return SliceSet(torch.from_numpy(np.stack(mr)), torch.from_numpy(np.stack(ct)), names)
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, S, S] -> float [N, 1, S, S] in [-1, 1]."""
+    return images.float().unsqueeze(1) / 127.5 - 1.0
+
+
+def _jitter(images: torch.Tensor, load_size: int, crops: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Resize to ``load_size``, crop back to the original size at ``crops`` offsets, flip."""
+    size = images.shape[-1]
+    if load_size != size:
+        images = F.interpolate(images, size=(load_size, load_size), mode="bilinear", align_corners=False)
+    out = torch.stack([images[i, :, y : y + size, x : x + size] for i, (y, x) in enumerate(crops.tolist())])
+    return torch.where(flips.view(-1, 1, 1, 1), out.flip(-1), out)
+
+
+def epoch_batches(
+    data: SliceSet,
+    epoch: int,
+    seed: int,
+    batch_size: int,
+    paired: bool,
+    load_factor: float,
+    flip: bool,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (mr, ct) float batches [B, 3, S, S] in [-1, 1] for one epoch.
+
+    Unpaired (default): MR and CT orders and augmentations are drawn independently, as in the
+    reference's unaligned dataset. Paired: one order and one crop/flip per pair, so a paired L1
+    term compares corresponding anatomy.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    n, size = len(data.names), data.size
+    load_size = max(size, round(size * load_factor))
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        order = torch.randperm(n, generator=gen)
+        crops = torch.randint(0, load_size - size + 1, (n, 2), generator=gen)
+        flips = torch.rand(n, generator=gen) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+        return order, crops, flips
+
+    mr_order, mr_crops, mr_flips = draw()
+    ct_order, ct_crops, ct_flips = (mr_order, mr_crops, mr_flips) if paired else draw()
+    for start in range(0, n, batch_size):
+        sl = slice(start, start + batch_size)
+        mr = _jitter(_to_float(data.mr[mr_order[sl]]), load_size, mr_crops[sl], mr_flips[sl])
+        ct = _jitter(_to_float(data.ct[ct_order[sl]]), load_size, ct_crops[sl], ct_flips[sl])
+        yield mr.expand(-1, 3, -1, -1).contiguous(), ct.expand(-1, 3, -1, -1).contiguous()
+
+
+def n_batches(data: SliceSet, batch_size: int) -> int:
+    return -(-len(data.names) // batch_size)

@@ -1,0 +1,200 @@
+"""The epoch loop: build, resume, train, checkpoint, log; final generators written at the end.
+
+Outputs of ``train_model`` in ``out_dir``: ``G_mr2ct.pth`` and ``G_ct2mr.pth`` (format
+``mrct-generator-1``, see mrct.networks) and ``train_log.csv`` (one row per epoch: mean of every
+loss, learning rate, seconds). Nothing final is written before the last epoch, so a killed job
+never leaves generators that look finished. The resumable state lives in ``checkpoint_path``,
+which is not a Snakemake output (Snakemake would delete it when the job fails).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mrct.atomic import atomic_path, write_text_atomic
+from mrct.manifest import read_manifest
+from mrct.networks import GENERATOR_FORMAT
+from mrct.training.build import CycleGANNets, build_networks
+from mrct.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mrct.training.data import SliceSet, epoch_batches, load_split, n_batches
+from mrct.training.pool import ImagePool
+from mrct.training.settings import TrainSettings
+from mrct.training.step import Optimisers, train_step
+from mrct.zoo import is_zoo_model, model_info
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """Learning-rate multiplier of 0-based ``epoch``: 1 for ``n_epochs``, then linear towards 0."""
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+def make_optimisers(nets: CycleGANNets, s: TrainSettings, device: torch.device) -> Optimisers:
+    """Adam(lr, (beta1, 0.999)) over the trainable parameters of both Gs, and of both Ds."""
+    g_params = [p for g in nets.generators() for p in g.parameters() if p.requires_grad]
+    d_params = [p for d in nets.discriminators() for p in d.parameters() if p.requires_grad]
+    return Optimisers(
+        torch.optim.Adam(g_params, lr=s.lr, betas=(s.beta1, 0.999)),
+        torch.optim.Adam(d_params, lr=s.lr, betas=(s.beta1, 0.999)),
+        torch.amp.GradScaler(device.type, enabled=s.autocast == "fp16" and device.type == "cuda"),
+    )
+
+
+def _file_digest(path: str | Path | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _data_digest(data: SliceSet) -> str:
+    digest = hashlib.sha256()
+    for tensor in (data.mr, data.ct):
+        digest.update(tensor.numpy().tobytes())
+    digest.update("\n".join(data.names).encode())
+    return digest.hexdigest()
+
+
+def _generator_payload(net: torch.nn.Module, s: TrainSettings, direction: str, label: str) -> dict[str, Any]:
+    return {
+        "format": GENERATOR_FORMAT,
+        "model": s.model,
+        "label": label,
+        "direction": direction,
+        "architecture": dict(net.architecture),
+        "strategy": s.strategy,
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+    }
+
+
+def model_label(model: str) -> str:
+    """How a model is named in logs and files: zoo models by category, the others plainly."""
+    if model == "skimage_photos":
+        return "skimage_photos (locally pretrained on scikit-image photos, not a zoo model)"
+    if model == "scratch":
+        return "scratch (random initialisation, not pretrained)"
+    return f"{model} (pytorch-CycleGAN-and-pix2pix zoo, {model_info(model)['category']})"
+
+
+def train_model(
+    settings: TrainSettings,
+    manifest: str | Path,
+    pretrained: str | Path | None,
+    out_dir: str | Path,
+    checkpoint_path: str | Path,
+    root: str | Path = ".",
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Train (or resume) one model; return the per-epoch log that is also written as CSV."""
+    s, out_dir = settings, Path(out_dir)
+    if (pretrained is None) != (s.model == "scratch"):
+        raise ValueError(f"model {s.model}: expected pretrained weights exactly when the model is not scratch")
+    if is_zoo_model(s.model) and (s.ngf, s.n_blocks) != (64, 9):
+        raise ValueError(f"model {s.model}: zoo models use ngf 64 and 9 blocks, got {s.ngf}, {s.n_blocks}")
+    device = resolve_device(s.device)
+    if device.type == "cpu":
+        # Bit-for-bit repeatable on CPU; on CUDA some kernels (reflection-pad backward) have no
+        # deterministic version, so there the run is seeded but not bit-exact.
+        torch.use_deterministic_algorithms(True)
+    label = model_label(s.model)
+    log.info("training %s on %s: %s", label, device, s)
+
+    data = load_split(read_manifest(manifest), "train", root)
+    s.check_image_size(data.size)
+    fingerprint = s.fingerprint(data=_data_digest(data), pretrained=_file_digest(pretrained))
+    nets = build_networks(s, pretrained)
+    memory = torch.channels_last if s.channels_last else torch.contiguous_format
+    for _, net in nets.items():
+        net.to(device=device, memory_format=memory).train()
+    opt = make_optimisers(nets, s, device)
+    schedulers = [
+        torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(e, s.n_epochs, s.n_epochs_decay))
+        for o in (opt.generators, opt.discriminators)
+    ]
+    pools = (ImagePool(s.pool_size, s.seed + 1), ImagePool(s.pool_size, s.seed + 2))
+    rows: list[dict[str, float]] = []
+    start = 0
+
+    state = load_checkpoint(checkpoint_path, fingerprint)
+    if state is not None:
+        for name, net in nets.items():
+            net.load_state_dict(state["nets"][name])
+        opt.generators.load_state_dict(state["opt_g"])
+        opt.discriminators.load_state_dict(state["opt_d"])
+        opt.scaler.load_state_dict(state["scaler"])
+        for sched, sched_state in zip(schedulers, state["schedulers"], strict=True):
+            sched.load_state_dict(sched_state)
+        for pool, pool_state in zip(pools, state["pools"], strict=True):
+            pool.load_state_dict(pool_state, device)
+        set_rng_state(state["rng"])
+        rows, start = list(state["rows"]), int(state["epoch"])
+        log.info("resumed from %s after epoch %d of %d", checkpoint_path, start, s.total_epochs)
+
+    for epoch in range(start, s.total_epochs):
+        tic = time.perf_counter()
+        lr = opt.generators.param_groups[0]["lr"]
+        sums: dict[str, float] = {}
+        batches = epoch_batches(data, epoch, s.seed, s.batch_size, s.lambda_paired > 0, s.load_factor, s.flip)
+        bar = tqdm(batches, total=n_batches(data, s.batch_size), desc=f"{s.model} epoch {epoch + 1}/{s.total_epochs}",
+                   mininterval=5.0, ascii=True)
+        for mr, ct in bar:
+            mr, ct = (t.to(device, non_blocking=True).contiguous(memory_format=memory) for t in (mr, ct))
+            losses = train_step(nets, opt, pools, mr, ct, s, device)
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value
+        for sched in schedulers:
+            sched.step()
+        count = n_batches(data, s.batch_size)
+        row = {"epoch": epoch + 1, **{f"loss_{k}": v / count for k, v in sums.items()}, "lr": lr,
+               "seconds": time.perf_counter() - tic}
+        rows.append(row)
+        log.info("epoch %d/%d: %s", epoch + 1, s.total_epochs,
+                 ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        done = epoch + 1
+        if done % s.checkpoint_every == 0 or done == s.total_epochs:
+            save_checkpoint(checkpoint_path, {
+                "fingerprint": fingerprint,
+                "epoch": done,
+                "nets": {name: net.state_dict() for name, net in nets.items()},
+                "opt_g": opt.generators.state_dict(),
+                "opt_d": opt.discriminators.state_dict(),
+                "scaler": opt.scaler.state_dict(),
+                "schedulers": [sched.state_dict() for sched in schedulers],
+                "pools": [pool.state_dict() for pool in pools],
+                "rng": rng_state(),
+                "rows": rows,
+            })
+        if on_epoch_end is not None:
+            on_epoch_end(done)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for direction, net in (("mr2ct", nets.g_mr2ct), ("ct2mr", nets.g_ct2mr)):
+        with atomic_path(out_dir / f"G_{direction}.pth") as tmp:
+            torch.save(_generator_payload(net, s, direction, label), tmp)
+    table = pd.DataFrame(rows)
+    write_text_atomic(out_dir / "train_log.csv", table.to_csv(index=False))
+    log.info("wrote %s/G_mr2ct.pth, G_ct2mr.pth and train_log.csv", out_dir)
+    # The finished run needs no resume state; a zoo-sized checkpoint is ~0.4 GB per model.
+    Path(checkpoint_path).unlink(missing_ok=True)
+    return table

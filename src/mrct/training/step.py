@@ -1,0 +1,106 @@
+"""One CycleGAN optimisation step, as functions that take tensors and return loss dicts.
+
+Notation of Zhu et al. (2017): X = MR, Y = CT, G: X->Y is ``g_mr2ct``, F: Y->X is ``g_ct2mr``,
+D_Y is ``d_ct``, D_X is ``d_mr``. Adversarial losses are least squares (LSGAN), the cycle and
+identity losses L1, the identity weight ``lambda_identity * lambda_cycle`` as in the reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrct.training.build import CycleGANNets
+from mrct.training.pool import ImagePool
+from mrct.training.settings import TrainSettings
+
+
+def lsgan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Mean squared distance of the PatchGAN scores from 1 (real) or 0 (fake)."""
+    target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
+    return F.mse_loss(prediction.float(), target.float())
+
+
+@dataclass
+class Optimisers:
+    generators: torch.optim.Optimizer
+    discriminators: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+
+
+def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def _autocast(device: torch.device, mode: str) -> contextlib.AbstractContextManager:
+    if mode == "none" or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
+
+
+def generator_losses(
+    nets: CycleGANNets, real_mr: torch.Tensor, real_ct: torch.Tensor, s: TrainSettings
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Adversarial, cycle, identity (and optional paired) losses of G and F; also the fakes."""
+    fake_ct = nets.g_mr2ct(real_mr)  # G(x)
+    fake_mr = nets.g_ct2mr(real_ct)  # F(y)
+    losses = {
+        "G_mr2ct": lsgan_loss(nets.d_ct(fake_ct), True),  # D_Y(G(x)) -> real
+        "G_ct2mr": lsgan_loss(nets.d_mr(fake_mr), True),  # D_X(F(y)) -> real
+        "cycle_mr": F.l1_loss(nets.g_ct2mr(fake_ct), real_mr) * s.lambda_cycle,  # |F(G(x)) - x|
+        "cycle_ct": F.l1_loss(nets.g_mr2ct(fake_mr), real_ct) * s.lambda_cycle,  # |G(F(y)) - y|
+    }
+    if s.lambda_identity > 0:
+        weight = s.lambda_identity * s.lambda_cycle
+        losses["idt_ct"] = F.l1_loss(nets.g_mr2ct(real_ct), real_ct) * weight  # |G(y) - y|
+        losses["idt_mr"] = F.l1_loss(nets.g_ct2mr(real_mr), real_mr) * weight  # |F(x) - x|
+    if s.lambda_paired > 0:
+        losses["paired"] = (F.l1_loss(fake_ct, real_ct) + F.l1_loss(fake_mr, real_mr)) * s.lambda_paired
+    return losses, fake_ct, fake_mr
+
+
+def discriminator_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN loss of one discriminator, halved as in the reference to slow D relative to G."""
+    return 0.5 * (lsgan_loss(disc(real), True) + lsgan_loss(disc(fake.detach()), False))
+
+
+def train_step(
+    nets: CycleGANNets,
+    opt: Optimisers,
+    pools: tuple[ImagePool, ImagePool],
+    real_mr: torch.Tensor,
+    real_ct: torch.Tensor,
+    s: TrainSettings,
+    device: torch.device,
+) -> dict[str, float]:
+    """Update G and F (discriminators fixed), then D_Y and D_X on pooled fakes; return losses."""
+    discs = nets.discriminators()
+    trainable_d = {id(p): p.requires_grad for d in discs for p in d.parameters()}
+    _set_requires_grad(discs, False)
+    opt.generators.zero_grad(set_to_none=True)
+    with _autocast(device, s.autocast):
+        g_losses, fake_ct, fake_mr = generator_losses(nets, real_mr, real_ct, s)
+        loss_g = sum(g_losses.values())
+    opt.scaler.scale(loss_g).backward()
+    opt.scaler.step(opt.generators)
+
+    for d in discs:
+        for p in d.parameters():
+            p.requires_grad_(trainable_d[id(p)])
+    pool_ct, pool_mr = pools
+    opt.discriminators.zero_grad(set_to_none=True)
+    with _autocast(device, s.autocast):
+        d_losses = {
+            "D_ct": discriminator_loss(nets.d_ct, real_ct, pool_ct.query(fake_ct)),
+            "D_mr": discriminator_loss(nets.d_mr, real_mr, pool_mr.query(fake_mr)),
+        }
+    opt.scaler.scale(d_losses["D_ct"] + d_losses["D_mr"]).backward()
+    opt.scaler.step(opt.discriminators)
+    opt.scaler.update()
+    return {k: float(v.detach()) for k, v in {**g_losses, **d_losses}.items()}

@@ -1,0 +1,223 @@
+"""Training: settings, sampling, pool, strategies, pretrained start, resume == uninterrupted run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from tiny_slices import write_tiny_dataset
+
+from mrct.manifest import read_manifest
+from mrct.networks import ResnetGenerator, init_weights, load_trained_generator
+from mrct.training import TrainSettings, settings_from_config, train_model
+from mrct.training.build import build_networks
+from mrct.training.data import epoch_batches, load_split
+from mrct.training.loop import lr_factor, make_optimisers
+from mrct.training.pool import ImagePool
+from mrct.training.step import train_step
+from mrct.weights import save_pretrained_generator
+
+TINY = dict(model="skimage_photos", seed=3, ngf=4, n_blocks=1, ndf=4, d_layers=2, n_epochs=1, n_epochs_decay=1,
+            batch_size=2, pool_size=4, device="cpu")
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    manifest = write_tiny_dataset(tmp_path)
+    pretrained = tmp_path / "pretrained.pth"
+    torch.manual_seed(123)
+    net = init_weights(ResnetGenerator(ngf=4, n_blocks=1))
+    save_pretrained_generator(pretrained, net, source="test start", extra={})
+    return tmp_path, manifest, pretrained
+
+
+def _weights(path):
+    return load_trained_generator(path).state_dict()
+
+
+def test_settings_from_config_zoo_uses_zoo_architecture_and_registry_lambda():
+    config = {"seed": 1, "network": {"ngf": 8, "ndf": 8, "n_blocks": 2},
+              "train": {"lambda_cycle": None, "strategy": "adapters", "num_workers": 0}}
+    zoo = settings_from_config(config, "sat2map")
+    assert (zoo.ngf, zoo.n_blocks, zoo.ndf, zoo.lambda_cycle) == (64, 9, 64, 11.0)
+    assert zoo.strategy == "adapters"
+    local = settings_from_config(config, "skimage_photos")
+    assert (local.ngf, local.n_blocks, local.ndf, local.lambda_cycle) == (8, 2, 8, 10.0)
+    scratch = settings_from_config(config, "scratch")
+    assert scratch.strategy == "full"
+    fixed = settings_from_config({**config, "train": {"lambda_cycle": 7.5}}, "style_monet")
+    assert fixed.lambda_cycle == 7.5
+    with pytest.raises(ValueError, match="strategy"):
+        TrainSettings(**{**TINY, "strategy": "bogus"})
+    with pytest.raises(ValueError, match="n_epochs"):
+        TrainSettings(**{**TINY, "n_epochs": 0, "n_epochs_decay": 0})
+
+
+def test_fingerprint_changes_with_results_relevant_settings_only():
+    base = TrainSettings(**TINY)
+    assert base.fingerprint(data="a") == dataclasses.replace(base, checkpoint_every=5).fingerprint(data="a")
+    assert base.fingerprint(data="a") != dataclasses.replace(base, lr=1e-3).fingerprint(data="a")
+    assert base.fingerprint(data="a") != base.fingerprint(data="b")
+
+
+def test_lr_schedule_constant_then_linear_to_zero():
+    factors = [lr_factor(e, 2, 3) for e in range(5)]
+    assert factors == [1.0, 1.0, 0.75, 0.5, 0.25]
+    assert lr_factor(5, 2, 3) == 0.0
+
+
+def test_batches_are_seeded_unpaired_by_default_and_paired_on_request(tiny):
+    root, manifest, _ = tiny
+    data = load_split(read_manifest(manifest), "train", root)
+    assert len(data.names) == 6 and data.size == 16
+    a = list(epoch_batches(data, 0, 1, 2, paired=False, load_factor=1.25, flip=True))
+    b = list(epoch_batches(data, 0, 1, 2, paired=False, load_factor=1.25, flip=True))
+    assert len(a) == 3 and a[0][0].shape == (2, 3, 16, 16)
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+    assert a[0][0].min() >= -1 and a[0][0].max() <= 1
+    assert torch.equal(a[0][0][:, 0], a[0][0][:, 2])  # three identical channels
+    other_epoch = list(epoch_batches(data, 1, 1, 2, paired=False, load_factor=1.25, flip=True))
+    assert not torch.equal(a[0][0], other_epoch[0][0])
+    # Paired without jitter: each MR batch row is the MR of the CT row's own slice.
+    paired = list(epoch_batches(data, 0, 1, 6, paired=True, load_factor=1.0, flip=False))
+    mr, ct = paired[0]
+    mr_u8 = ((mr[:, 0] + 1) * 127.5).round().to(torch.uint8)
+    ct_u8 = ((ct[:, 0] + 1) * 127.5).round().to(torch.uint8)
+    for i in range(6):
+        j = [k for k in range(6) if torch.equal(data.ct[k], ct_u8[i])][0]
+        assert torch.equal(data.mr[j], mr_u8[i])
+
+
+def test_image_pool_fills_then_mixes_and_restores_its_state():
+    pool = ImagePool(2, seed=0)
+    first = torch.arange(2.0).view(2, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)
+    state = pool.state_dict()
+    new = torch.full((8, 1, 1, 1), 9.0)
+    out = pool.query(new)
+    assert {0.0, 1.0} & set(out.flatten().tolist())  # some old images come back
+    twin = ImagePool(2, seed=99)
+    twin.load_state_dict(state)
+    assert torch.equal(twin.query(new), out)
+    assert torch.equal(ImagePool(0, 0).query(new), new)
+
+
+@pytest.mark.parametrize("strategy", ["freeze_encoder", "adapters"])
+def test_frozen_parameters_do_not_change_in_a_step(tiny, strategy):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**{**TINY, "strategy": strategy, "adapter_units": 8})
+    nets = build_networks(s, pretrained)
+    frozen = {n: p.detach().clone() for n, p in nets.g_mr2ct.named_parameters() if not p.requires_grad}
+    trainable = {n: p.detach().clone() for n, p in nets.g_mr2ct.named_parameters() if p.requires_grad}
+    assert frozen and trainable
+    if strategy == "adapters":
+        assert all(n.startswith("adapter.") for n in trainable)
+    else:
+        assert all(n.startswith(("model.1.", "model.4.", "model.7.")) for n in frozen)
+    data = load_split(read_manifest(manifest), "train", root)
+    mr, ct = next(epoch_batches(data, 0, 0, 2, False, 1.0, False))
+    opt = make_optimisers(nets, s, torch.device("cpu"))
+    pools = (ImagePool(2, 0), ImagePool(2, 1))
+    for _ in range(2):  # two steps: the adapter's first layer moves only once its zero output layer has
+        losses = train_step(nets, opt, pools, mr, ct, s, torch.device("cpu"))
+    assert {"G_mr2ct", "cycle_mr", "idt_ct", "D_ct", "D_mr"} <= set(losses)
+    for name, before in frozen.items():
+        assert torch.equal(dict(nets.g_mr2ct.named_parameters())[name], before), name
+    changed = [n for n, before in trainable.items() if not torch.equal(dict(nets.g_mr2ct.named_parameters())[n], before)]
+    assert len(changed) == len(trainable)
+
+
+def test_pretrained_start_differs_from_scratch_and_is_used(tiny):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**TINY)
+    scratch_nets = build_networks(dataclasses.replace(s, model="scratch"), None)
+    pre_nets = build_networks(s, pretrained)
+    start = torch.load(pretrained, weights_only=True)["state_dict"]
+    assert all(torch.equal(pre_nets.g_mr2ct.state_dict()[k], v) for k, v in start.items())
+    assert all(torch.equal(pre_nets.g_ct2mr.state_dict()[k], v) for k, v in start.items())
+    assert not torch.equal(scratch_nets.g_mr2ct.model[1].weight, pre_nets.g_mr2ct.model[1].weight)
+
+    # The trained result depends on the start: same data, same seed, different starting weights.
+    train_model(s, manifest, pretrained, root / "a", root / "a/ckpt.pt", root=root)
+    other = root / "other.pth"
+    torch.manual_seed(999)
+    save_pretrained_generator(other, init_weights(ResnetGenerator(ngf=4, n_blocks=1)), source="other", extra={})
+    train_model(s, manifest, other, root / "b", root / "b/ckpt.pt", root=root)
+    a, b = _weights(root / "a/G_mr2ct.pth"), _weights(root / "b/G_mr2ct.pth")
+    assert not torch.equal(a["model.1.weight"], b["model.1.weight"])
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tiny):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**TINY)
+    straight = train_model(s, manifest, pretrained, root / "straight", root / "straight/resume/ckpt.pt", root=root)
+    assert list(straight["epoch"]) == [1, 2]
+    assert {"loss_G_mr2ct", "loss_cycle_ct", "loss_D_mr", "lr", "seconds"} <= set(straight.columns)
+    assert straight["lr"].tolist() == [pytest.approx(2e-4), pytest.approx(1e-4)]
+    assert not (root / "straight/resume/ckpt.pt").exists()  # cleaned up after success
+
+    def kill_after_first(epoch):
+        if epoch == 1:
+            raise Killed
+
+    ckpt = root / "resumed/resume/ckpt.pt"
+    with pytest.raises(Killed):
+        train_model(s, manifest, pretrained, root / "resumed", ckpt, root=root, on_epoch_end=kill_after_first)
+    assert ckpt.exists() and not (root / "resumed/G_mr2ct.pth").exists()
+    torch.manual_seed(4321)  # a fresh process has another global random state: must not matter
+    resumed = train_model(s, manifest, pretrained, root / "resumed", ckpt, root=root)
+    for direction in ("mr2ct", "ct2mr"):
+        a = _weights(root / f"straight/G_{direction}.pth")
+        b = _weights(root / f"resumed/G_{direction}.pth")
+        for key in a:
+            assert torch.equal(a[key], b[key]), (direction, key)
+    cols = [c for c in straight.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(straight[cols], resumed[cols])
+    on_disk = pd.read_csv(root / "resumed/train_log.csv")
+    assert list(on_disk["epoch"]) == [1, 2]
+
+
+def test_checkpoint_of_other_settings_is_discarded(tiny, caplog):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**TINY)
+    ckpt = root / "run/resume/ckpt.pt"
+
+    def stop(epoch):
+        raise Killed
+
+    with pytest.raises(Killed):
+        train_model(s, manifest, pretrained, root / "run", ckpt, root=root, on_epoch_end=stop)
+    changed = dataclasses.replace(s, lr=1e-3)
+    with caplog.at_level("WARNING"):
+        table = train_model(changed, manifest, pretrained, root / "run", ckpt, root=root)
+    assert "other settings" in caplog.text
+    assert table["lr"].iloc[0] == pytest.approx(1e-3)
+
+
+def test_adapters_and_paired_run_end_to_end(tiny):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**{**TINY, "strategy": "adapters", "adapter_units": 8, "lambda_paired": 1.0,
+                         "n_epochs_decay": 0})
+    table = train_model(s, manifest, pretrained, root / "ad", root / "ad/ckpt.pt", root=root)
+    assert "loss_paired" in table.columns
+    net = load_trained_generator(root / "ad/G_ct2mr.pth")
+    assert net.adapter is not None and net.architecture["adapter_units"] == 8
+    payload = torch.load(root / "ad/G_ct2mr.pth", weights_only=True)
+    assert payload["direction"] == "ct2mr" and payload["strategy"] == "adapters"
+    assert "not a zoo model" in payload["label"]
+    # Frozen pretrained layers came through training untouched.
+    start = torch.load(pretrained, weights_only=True)["state_dict"]
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in start.items())
+
+
+def test_scratch_refuses_pretrained_weights(tiny):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**{**TINY, "model": "scratch"})
+    with pytest.raises(ValueError, match="scratch"):
+        train_model(s, manifest, pretrained, root / "x", root / "x/ckpt.pt", root=root)

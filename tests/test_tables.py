@@ -1,0 +1,89 @@
+"""Summary tables: a row per configured model, both directions, best marks, three formats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mrct.metrics import HU_METRICS, IMAGE_METRICS
+from mrct.tables import read_metric_tables, summarize, to_latex, to_markdown, write_direction_tables
+
+
+def fake_metrics(models, n_slices=6, seed=0):
+    """Per-slice metrics where the i-th model is better by i steps (so 'best' is known)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rank, model in enumerate(models):
+        for direction in ("mr2ct", "ct2mr"):
+            for z in range(n_slices):
+                row = {"model": model, "patient": f"p{z % 2}", "slice": z, "direction": direction}
+                for metric in IMAGE_METRICS:
+                    row[metric] = 0.5 + 0.1 * rank + rng.normal(0, 0.01)
+                for metric in HU_METRICS:
+                    row[metric] = (100 - 10 * rank + rng.normal(0, 1)) if direction == "mr2ct" else np.nan
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fake_patients(models):
+    return pd.DataFrame([{"model": m, "patient": p, "n_slices": 3, "hu_mae": 50.0 + i, "hu_psnr": 25.0, "hu_ssim": 0.8}
+                         for i, m in enumerate(models) for p in ("p0", "p1")])
+
+
+MODELS = ["scratch", "skimage_photos", "horse2zebra"]
+
+
+@pytest.mark.parametrize("direction", ["mr2ct", "ct2mr"])
+def test_one_row_per_configured_model_in_order(direction):
+    table = summarize(fake_metrics(MODELS), MODELS, direction, fake_patients(MODELS))
+    assert list(table["model"]) == MODELS
+    assert table.loc[2, "category"] == "animal"
+    assert (table["n_slices"] == 6).all()
+    assert "psnr_avg" in table and "vif_std" in table
+    assert ("hu_mae_avg" in table) == (direction == "mr2ct")
+    assert ("vol_hu_mae_avg" in table) == (direction == "mr2ct")
+
+
+def test_best_marks_follow_the_metric_direction():
+    table = summarize(fake_metrics(MODELS), MODELS, "mr2ct", fake_patients(MODELS))
+    last = table.loc[2, "best"].split(";")
+    assert "psnr" in last and "hu_mae" in last  # higher PSNR, lower MAE (HU) for the third model
+    assert "mae" in table.loc[0, "best"].split(";")  # 8-bit MAE grows with rank here: lowest wins
+    assert "vol_hu_mae" in table.loc[0, "best"].split(";")
+
+
+def test_avg_and_std_are_right():
+    data = fake_metrics(["scratch"])
+    table = summarize(data, ["scratch"], "ct2mr")
+    values = data[(data["direction"] == "ct2mr")]["ssim"]
+    assert table.loc[0, "ssim_avg"] == pytest.approx(values.mean())
+    assert table.loc[0, "ssim_std"] == pytest.approx(values.std(ddof=1))
+
+
+def test_missing_model_is_an_error():
+    with pytest.raises(ValueError, match="style_monet"):
+        summarize(fake_metrics(MODELS), [*MODELS, "style_monet"], "mr2ct")
+
+
+def test_markdown_and_latex_bold_the_best(tmp_path):
+    table = summarize(fake_metrics(MODELS), MODELS, "ct2mr")
+    md = to_markdown(table, "CT to MR")
+    assert all(md.count(f"| {m} |") == 1 for m in MODELS)
+    assert "**" in md.splitlines()[-1]  # the last model is best on PSNR
+    tex = to_latex(table, "caption", "tab:x")
+    assert r"\textbf{" in tex and r"skimage\_photos" in tex and tex.count(r"\\") == 2 + len(MODELS)
+    write_direction_tables(table, "ct2mr", tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex")
+    again = pd.read_csv(tmp_path / "t.csv")
+    assert list(again["model"]) == MODELS and r"\textbf{" in (tmp_path / "t.tex").read_text()
+    assert "**" in (tmp_path / "t.md").read_text()
+
+
+def test_read_metric_tables_keeps_inf(tmp_path):
+    data = fake_metrics(["scratch"])
+    data.loc[0, "psnr"] = np.inf
+    data.to_csv(tmp_path / "scratch.csv", index=False)
+    back = read_metric_tables([tmp_path / "scratch.csv"])
+    assert np.isinf(back.loc[0, "psnr"]) and len(back) == len(data)
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        read_metric_tables([tmp_path / "nope.csv"])

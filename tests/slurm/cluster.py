@@ -22,6 +22,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
+# snakemake-executor-plugin-slurm-jobstep removes SLURM_* variables (SLURM_CONF included) before
+# its inner `srun`, so inside a job the config must be where clients look by default.
+DEFAULT_CONF = Path("/etc/slurm/slurm.conf")
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 DAEMONS = ["munged", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue", "scontrol"]
 
@@ -79,6 +82,8 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Stop the daemons this cluster started (by pid file), newest first."""
+        if DEFAULT_CONF.is_symlink() and DEFAULT_CONF.resolve() == self.root / "slurm.conf":
+            DEFAULT_CONF.unlink()
         for name in reversed(self.started):
             pid_file = self.root / f"{name}.pid"
             if not pid_file.exists():
@@ -90,10 +95,11 @@ class LocalCluster:
         self.started.clear()
 
 
-def _write_config(root: Path, partitions: list[str], min_job_age: int) -> None:
-    cpus = os.cpu_count() or 1
-    # Leave the OS some memory; slurmd refuses to start if RealMemory exceeds what it sees.
-    real_memory = max(1000, int(_memory_mb() * 0.8))
+def _write_config(
+    root: Path, partitions: list[str], min_job_age: int, cpus: int, memory_mb: int
+) -> None:
+    cpus = max(cpus, os.cpu_count() or 1)
+    real_memory = max(memory_mb, 1000)
     lines = [
         f"PartitionName={name} Nodes=localhost MaxTime=INFINITE State=UP"
         + (" Default=YES" if i == 0 else "")
@@ -143,12 +149,38 @@ def _wait(predicate, timeout_s: float, what: str, root: Path) -> None:
     raise TimeoutError(f"{root}: {what} not reached within {timeout_s} s\n{logs}")
 
 
-def start_cluster(root: Path, partitions: list[str], min_job_age: int = 300) -> LocalCluster:
-    """Write the config under ``root``, start the daemons and wait until the node is idle."""
+def _link_default_conf(conf: Path) -> None:
+    """Point /etc/slurm/slurm.conf at ``conf``; never replace a real cluster's config."""
+    if DEFAULT_CONF.is_symlink() and not DEFAULT_CONF.exists():
+        DEFAULT_CONF.unlink()  # left behind by a run that was killed
+    if DEFAULT_CONF.exists() or DEFAULT_CONF.is_symlink():
+        raise FileExistsError(
+            f"{DEFAULT_CONF}: expected no SLURM config on this machine (the test cluster links "
+            f"its own there), got {DEFAULT_CONF.resolve()}"
+        )
+    DEFAULT_CONF.parent.mkdir(parents=True, exist_ok=True)
+    DEFAULT_CONF.symlink_to(conf)
+
+
+def start_cluster(
+    root: Path,
+    partitions: list[str],
+    min_job_age: int = 300,
+    cpus: int = 1,
+    memory_mb: int | None = None,
+) -> LocalCluster:
+    """Write the config under ``root``, start the daemons and wait until the node is idle.
+
+    ``cpus`` and ``memory_mb`` are what the node advertises (at least the machine's CPUs and
+    80 % of its memory): jobs larger than the machine are accepted and simply share it.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    _write_config(root, partitions, min_job_age)
+    if memory_mb is None:
+        memory_mb = int(_memory_mb() * 0.8)
+    _write_config(root, partitions, min_job_age, cpus, memory_mb)
     env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
     cluster = LocalCluster(root=root, env=env, partitions=partitions)
+    _link_default_conf(root / "slurm.conf")
     try:
         _start_munge(root, cluster.started)
         # -i: ignore saved state from an earlier run; both daemons daemonise themselves.

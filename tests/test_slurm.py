@@ -1,0 +1,159 @@
+"""The SLURM profile, run for real on a single-node SLURM cluster started on localhost.
+
+The session fixture installs Debian's slurm-wlm packages if needed, starts munged, slurmctld
+and slurmd (tests/slurm/cluster.py) with the partitions that profiles/slurm names, runs
+Snakemake with that profile unchanged, and checks that jobs went through sbatch and finished.
+Only three options are added for this cluster, all because it has no accounting database
+(slurmdbd): ``--slurm-status-command squeue`` (``sacct`` fails without slurmdbd and the plugin
+would wait forever), an early first status check (it must stay under MinJobAge/3, else the
+plugin switches back to sacct) and ``--slurm-no-account`` (no sacctmgr to check accounts).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = ROOT / "profiles" / "slurm"
+MIN_JOB_AGE = 300
+FIRST_STATUS_CHECK_S = 3
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
+
+log = logging.getLogger(__name__)
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _load_cluster_module():
+    spec = importlib.util.spec_from_file_location("slurm_cluster", ROOT / "tests/slurm/cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+cluster_module = _load_cluster_module()
+
+
+def profile_settings() -> dict:
+    return yaml.safe_load((PROFILE / "config.yaml").read_text())
+
+
+def profile_partitions_and_sizes() -> tuple[list[str], int, int]:
+    """Partitions the profile names (default first), and its largest cpus_per_task and mem_mb."""
+    profile = profile_settings()
+    resources = [profile["default-resources"], *profile.get("set-resources", {}).values()]
+    partitions = [profile["default-resources"]["slurm_partition"]]
+    for res in resources:
+        if res.get("slurm_partition") and res["slurm_partition"] not in partitions:
+            partitions.append(res["slurm_partition"])
+    cpus = max(int(r.get("cpus_per_task", 1)) for r in resources)
+    mem = max(int(r.get("mem_mb", 0)) for r in resources)
+    return partitions, cpus, mem
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    reason = cluster_module.missing_requirement()
+    if reason:
+        pytest.skip(reason)
+    cluster_module.install_slurm()
+    partitions, cpus, mem = profile_partitions_and_sizes()
+    cluster = cluster_module.start_cluster(
+        tmp_path_factory.mktemp("slurm"), partitions, MIN_JOB_AGE, cpus=cpus, memory_mb=mem
+    )
+    yield cluster
+    cluster.stop()
+
+
+def run_snakemake(cluster, workdir: Path, *args: str, snakefile: Path | None = None,
+                  timeout: int = 600) -> subprocess.CompletedProcess:
+    """Snakemake with the repository's SLURM profile plus this cluster's three options."""
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--profile", str(PROFILE),
+        "--directory", str(workdir),
+        "--slurm-status-command", "squeue",
+        "--slurm-init-seconds-before-status-checks", str(FIRST_STATUS_CHECK_S),
+        "--slurm-no-account",
+        *(["--snakefile", str(snakefile)] if snakefile else []),
+        *args,
+    ]
+    assert FIRST_STATUS_CHECK_S * 3 < MIN_JOB_AGE
+    result = subprocess.run(cmd, cwd=ROOT, env=cluster.env, capture_output=True, text=True,
+                            timeout=timeout)
+    output = result.stdout + result.stderr
+    for job, slurm_id in SUBMITTED.findall(output):
+        log.info("snakemake job %s -> sbatch job %s", job, slurm_id)
+    if result.returncode != 0:
+        slurm_logs = "\n".join(
+            f"--- {p}\n{p.read_text()[-2000:]}"
+            for p in sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+        )
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{output[-6000:]}\n"
+                             f"{slurm_logs}")
+    return result
+
+
+def submitted_jobs(result: subprocess.CompletedProcess) -> list[str]:
+    return [slurm_id for _, slurm_id in SUBMITTED.findall(result.stdout + result.stderr)]
+
+
+def job_table(cluster) -> dict[str, dict[str, str]]:
+    """squeue's view of every job, finished ones included (kept for MinJobAge seconds)."""
+    fields = ["JobID", "State", "Partition", "tres-per-job"]
+    out = cluster.run("squeue", "--states=all", "--noheader",
+                      "--Format=" + ",".join(f"{f}:40" for f in fields)).stdout
+    table = {}
+    for line in out.splitlines():
+        values = line.split()
+        if values:
+            table[values[0]] = dict(zip(fields[1:], values[1:] + ["", ""]))
+    return table
+
+
+def assert_completed(cluster, slurm_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Every sbatch job of the run finished as COMPLETED; returns squeue's table."""
+    table = job_table(cluster)
+    states = {i: table.get(i, {}).get("State") for i in slurm_ids}
+    assert set(states.values()) == {"COMPLETED"}, states
+    return table
+
+
+def test_profile_runs_a_gpu_job_through_sbatch(slurm_cluster, tmp_path: Path) -> None:
+    """A small workflow of our own: a CPU job, then a GPU job in the profile's GPU partition."""
+    partitions, _, _ = profile_partitions_and_sizes()
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        "rule all:\n    input: 'b.txt'\n"
+        "rule a:\n    output: 'a.txt'\n    shell: 'hostname > {output}'\n"
+        f"rule b:\n    input: 'a.txt'\n    output: 'b.txt'\n"
+        f"    resources: gpu=1, slurm_partition='{partitions[-1]}'\n"
+        "    shell: 'hostname > {output}'\n"
+    )
+    result = run_snakemake(slurm_cluster, tmp_path, snakefile=snakefile)
+    ids = submitted_jobs(result)
+    assert len(ids) == 2, result.stderr[-3000:]
+    table = assert_completed(slurm_cluster, ids)
+    assert (tmp_path / "a.txt").read_text().strip() and (tmp_path / "b.txt").exists()
+    cpu_job, gpu_job = table[ids[0]], table[ids[1]]
+    assert cpu_job["Partition"] == partitions[0] and "gpu" not in cpu_job["tres-per-job"]
+    assert gpu_job["Partition"] == partitions[-1] and "gpu:1" in gpu_job["tres-per-job"]
+
+
+def test_tiny_workflow_through_the_slurm_profile(slurm_cluster, tiny_workdir_for_slurm) -> None:
+    """The real workflow on the tiny config: data stage and, once it exists, training."""
+    workdir, targets = tiny_workdir_for_slurm
+    result = run_snakemake(slurm_cluster, workdir, *targets, timeout=900)
+    ids = submitted_jobs(result)
+    assert ids, "no job was submitted with sbatch"
+    assert_completed(slurm_cluster, ids)
+    for target in targets:
+        assert (workdir / target).exists(), target

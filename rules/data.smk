@@ -9,11 +9,10 @@ localrules:
 
 # SynthRAD2023 Task 1 (dataset.source: synthrad2023). A checkpoint, because the patient list is
 # only known once the archive is here (get_patients() in common.smk reads it).
-# Only the URL is a param: Snakemake deletes a job's outputs before rerunning it, so a param
+# Only the URL is a param: Snakemake deletes a job's outputs before rerunning it, so a setting
 # that does not change the content (retries, timeout, the sha256 pin) must not trigger a new
-# download of many GB. The script reads those from the config; the pin is checked by
-# verify_dataset, which reruns when it changes. The lock file is not an output, so that a
-# failed or forced rerun does not delete the record.
+# download of many GB; the script reads those from the config. The lock file is not an output,
+# so that a failed or forced rerun does not delete the record.
 checkpoint download_dataset:
     output:
         archive="data/raw/synthrad2023/Task1.zip",
@@ -34,8 +33,11 @@ checkpoint download_dataset:
 
 
 # The archive's sha256 against dataset.synthrad2023.sha256, else against the one recorded in the
-# lock file on first download (recorded now when there is none, e.g. for a file placed by hand).
-# Reruns when the archive or the pin changes; the output holds the verified digest.
+# lock file (recorded now when there is none: a file placed by hand). Runs once per archive (a
+# new or replaced archive reruns it); the output holds the verified digest. The pin is read from
+# the config, not a param: a param change would rerun every patient's unpacking and everything
+# after it. To check a newly pinned sha256 at once, without rerunning anything:
+#   python -c "from mrct.download import verify_file; verify_file('data/raw/synthrad2023/Task1.zip', sha256='<pin>')"
 rule verify_dataset:
     input:
         archive="data/raw/synthrad2023/Task1.zip",
@@ -49,19 +51,17 @@ rule verify_dataset:
         "../envs/data.yaml"
     threads: 1
     params:
-        sha256=config["dataset"]["synthrad2023"]["sha256"],
         lock_file="data/raw/synthrad2023.lock",
     script:
         "../scripts/verify_dataset.py"
 
 
-# One job per patient, so that patients unpack in parallel; each member's CRC-32 is checked.
-# The digest is ancient(): verified once before unpacking; re-verifying a pin must not redo
-# every downstream step.
+# One job per patient, so that patients unpack in parallel, only from a verified archive; each
+# member's CRC-32 is checked on extraction.
 rule unpack_dataset:
     input:
         archive="data/raw/synthrad2023/Task1.zip",
-        digest=ancient("data/raw/synthrad2023/Task1.zip.sha256"),
+        digest="data/raw/synthrad2023/Task1.zip.sha256",
     output:
         mr="data/raw/synthrad2023/{patient}/mr.nii.gz",
         ct="data/raw/synthrad2023/{patient}/ct.nii.gz",

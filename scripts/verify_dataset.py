@@ -9,7 +9,8 @@ from mrct.download import verify_file  # noqa: E402
 
 digest = verify_file(
     snakemake.input.archive,  # noqa: F821
-    sha256=snakemake.params.sha256,  # noqa: F821
+    # Not a param (see rules/data.smk): a new pin must not rerun every later step.
+    sha256=snakemake.config["dataset"]["synthrad2023"]["sha256"],  # noqa: F821
     lock_file=snakemake.params.lock_file,  # noqa: F821
 )
 write_text_atomic(snakemake.output.digest, f"{digest}  Task1.zip\n")  # noqa: F821

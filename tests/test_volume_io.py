@@ -135,7 +135,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_truncated_nifti_gz(make_volume) -> None:  # noqa: ANN001
-    path = make_volume("mr.nii.gz", np.random.default_rng(1).normal(size=(8, 8, 8)).astype(np.float32))
+    array = np.random.default_rng(1).normal(size=(8, 8, 8)).astype(np.float32)
+    path = make_volume("mr.nii.gz", array)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with _raises_naming(path, "truncated"):

@@ -256,3 +256,11 @@ def load_trained_generator(path: str | Path, device: str | torch.device = "cpu")
     except RuntimeError as error:
         raise ValueError(f"{path}: state dict does not match its architecture: {error}") from None
     return net.to(device).eval()
+
+
+def generator_metadata(path: str | Path) -> dict[str, Any]:
+    """Everything a trained generator file records except its weights (model, direction, size...)."""
+    path = Path(path)
+    load_trained_generator(path)  # validates the file with clear errors
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v for k, v in payload.items() if k != "state_dict"}

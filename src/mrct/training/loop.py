@@ -76,8 +76,10 @@ def _data_digest(data: SliceSet) -> str:
     return digest.hexdigest()
 
 
-def _generator_payload(net: torch.nn.Module, s: TrainSettings, direction: str, label: str) -> dict[str, Any]:
+def _generator_payload(net: torch.nn.Module, s: TrainSettings, direction: str, label: str,
+                       image_size: int) -> dict[str, Any]:
     return {
+        "image_size": image_size,
         "format": GENERATOR_FORMAT,
         "model": s.model,
         "label": label,
@@ -191,7 +193,7 @@ def train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     for direction, net in (("mr2ct", nets.g_mr2ct), ("ct2mr", nets.g_ct2mr)):
         with atomic_path(out_dir / f"G_{direction}.pth") as tmp:
-            torch.save(_generator_payload(net, s, direction, label), tmp)
+            torch.save(_generator_payload(net, s, direction, label, data.size), tmp)
     table = pd.DataFrame(rows)
     write_text_atomic(out_dir / "train_log.csv", table.to_csv(index=False))
     log.info("wrote %s/G_mr2ct.pth, G_ct2mr.pth and train_log.csv", out_dir)

@@ -1,0 +1,109 @@
+"""Figures of the evaluation: translation grids (study Figures 5/6), metric distributions, losses.
+
+All figures are written with the non-interactive Agg backend and atomically (temp file, rename).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from mrct.atomic import atomic_path  # noqa: E402
+from mrct.evaluation import TARGET_COLUMN, prediction_path, read_gray_png, test_rows  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SOURCE_COLUMN = {"mr2ct": "mr_png", "ct2mr": "ct_png"}
+DISTRIBUTION_METRICS = ["psnr", "ssim", "uqi", "vif"]
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+
+
+def figure_slices(manifest: pd.DataFrame, n_slices: int) -> pd.DataFrame:
+    """A few fixed test slices, evenly spaced over the (sorted) test split: same ones every run."""
+    rows = test_rows(manifest)
+    picks = np.unique(np.linspace(0, len(rows) - 1, num=min(n_slices, len(rows))).round().astype(int))
+    return rows.iloc[picks].reset_index(drop=True)
+
+
+def translation_grid(
+    manifest: pd.DataFrame, prediction_roots: Mapping[str, str | Path], direction: str, n_slices: int
+) -> plt.Figure:
+    """Per chosen slice: input, ground truth, each model's output; below, each model's |error|."""
+    rows = figure_slices(manifest, n_slices)
+    models = list(prediction_roots)
+    n_cols = 2 + len(models)
+    fig, axes = plt.subplots(2 * len(rows), n_cols, figsize=(1.9 * n_cols, 3.8 * len(rows)), squeeze=False)
+    for i, row in enumerate(rows.itertuples(index=False)):
+        source = read_gray_png(getattr(row, SOURCE_COLUMN[direction]))
+        target_png = getattr(row, TARGET_COLUMN[direction])
+        target = read_gray_png(target_png)
+        top, bottom = axes[2 * i], axes[2 * i + 1]
+        top[0].imshow(source, cmap="gray", vmin=0, vmax=255)
+        top[0].set_title("input" if i == 0 else "", fontsize=8)
+        top[1].imshow(target, cmap="gray", vmin=0, vmax=255)
+        top[1].set_title("ground truth" if i == 0 else "", fontsize=8)
+        top[0].set_ylabel(f"{row.patient} z{int(row.slice)}", fontsize=8)
+        bottom[0].set_ylabel("|error|", fontsize=8)
+        for j, model in enumerate(models):
+            pred = read_gray_png(prediction_path(prediction_roots[model], direction, target_png))
+            top[2 + j].imshow(pred, cmap="gray", vmin=0, vmax=255)
+            top[2 + j].set_title(model if i == 0 else "", fontsize=8)
+            error = np.abs(pred.astype(np.int16) - target.astype(np.int16))
+            bottom[2 + j].imshow(error, cmap="magma", vmin=0, vmax=128)
+        for ax in (*top, *bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+    fig.suptitle(f"{direction.replace('2', ' → ').upper()} translations (error maps: 0-128 gray levels)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def metric_distributions(slices: pd.DataFrame, models: Sequence[str]) -> plt.Figure:
+    """Box plots of the per-slice PSNR, SSIM, UQI and VIF, per model and direction."""
+    fig, axes = plt.subplots(2, 2, figsize=(max(8, 1.1 * len(models) + 4), 7.5), squeeze=False)
+    data = slices.replace([np.inf, -np.inf], np.nan)
+    for ax, metric in zip(axes.flat, DISTRIBUTION_METRICS, strict=True):
+        sns.boxplot(data=data, x="model", y=metric, hue="direction", order=list(models),
+                    hue_order=["mr2ct", "ct2mr"], ax=ax, fliersize=2)
+        ax.set_title(metric.upper(), fontsize=10)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(train_logs: Mapping[str, pd.DataFrame]) -> plt.Figure:
+    """Training losses per epoch (every ``loss_*`` column of train_log.csv), one panel per model."""
+    n = len(train_logs)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
+    for ax, (model, table) in zip(axes.flat, train_logs.items()):
+        losses = [c for c in table.columns if c.startswith("loss_")]
+        if "epoch" not in table.columns or not losses:
+            raise ValueError(f"train log of {model}: expected columns epoch and loss_*, got {list(table.columns)}")
+        for column in losses:
+            ax.plot(table["epoch"], table[column], marker=".", label=column.removeprefix("loss_"))
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, ncol=2)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig

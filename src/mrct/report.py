@@ -1,0 +1,179 @@
+"""One self-contained HTML report: every image base64-embedded, no scripts, fonts or URLs loaded.
+
+Written with the standard library (html.escape, base64) rather than a template engine: the page
+is a list of sections, and keeping it dependency-free lets it be read offline in any browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from mrct.atomic import write_text_atomic
+from mrct.tables import LABELS, _fmt, higher_is_better
+
+log = logging.getLogger(__name__)
+
+SECTIONS = {
+    "data": "Data and split",
+    "preprocessing": "Preprocessing QA",
+    "tables": "Metric tables",
+    "significance": "Significance against scratch",
+    "figures": "Figures",
+    "latent": "Latent space",
+    "runtimes": "Run times",
+    "provenance": "Provenance",
+}
+PACKAGES = ["mrct", "torch", "numpy", "scipy", "pandas", "scikit-image", "scikit-learn", "umap-learn",
+            "torchmetrics", "SimpleITK", "antspyx", "matplotlib", "seaborn", "snakemake"]
+CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}
+table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
+th{background:#eee}img{max-width:100%}.synthetic{background:#fdd;border:2px solid #c00;padding:0.5em;font-weight:bold}
+nav a{margin-right:1em}figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f6f6f6;padding:0.5em;overflow:auto}"""
+
+
+@dataclass
+class ReportInputs:
+    """Paths of everything the report shows (the ``report`` rule's inputs)."""
+
+    manifest: Path
+    metric_tables: dict[str, Path]  # direction -> results/tables/metrics_{direction}.csv
+    significance: Path
+    qa_images: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    latent_grid: Path | None = None
+    latent_plots: list[Path] = field(default_factory=list)
+    separability: Path | None = None
+    benchmark_dir: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def image_tag(path: str | Path, caption: str | None = None) -> str:
+    """An <img> with the PNG inlined as a data: URI (the report must work with no network)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: expected a PNG image for the report, file not found")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    caption = html.escape(caption if caption is not None else path.stem)
+    return f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+
+
+def frame_to_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
+    """A plain escaped HTML table (no pandas styling, so no CSS classes or scripts creep in)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for _, row in frame.iterrows():
+        cells = []
+        for value in row:
+            text = "" if pd.isna(value) else float_format.format(value) if isinstance(value, float) else str(value)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def metric_table_html(table: pd.DataFrame) -> str:
+    """A summary table with AVG ± STD per metric and the best AVG in bold."""
+    metrics = [c.removesuffix("_avg") for c in table.columns if c.endswith("_avg")]
+    head = "<th>Model</th><th>Category</th><th>n</th>" + "".join(
+        f"<th>{html.escape(LABELS[m])} {'↑' if higher_is_better(m) else '↓'}</th>" for m in metrics
+    )
+    rows = []
+    for _, row in table.iterrows():
+        best = set(str(row.get("best", "")).split(";"))
+        cells = [html.escape(str(row["model"])), html.escape(str(row["category"])), str(row["n_slices"])]
+        for m in metrics:
+            text = f"{_fmt(row[f'{m}_avg'], m)} ± {_fmt(row[f'{m}_std'], m)}"
+            cells.append(f"<b>{text}</b>" if m in best else text)
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def data_section(manifest: pd.DataFrame) -> str:
+    synthetic = bool(manifest["synthetic"].astype(bool).any()) if "synthetic" in manifest else False
+    banner = ('<p class="synthetic">SYNTHETIC DEMO DATA: these numbers say nothing about real MR/CT '
+              "synthesis.</p>") if synthetic else ""
+    per_split = (manifest.groupby("split").agg(patients=("patient", "nunique"), slices=("slice", "size"))
+                 .reset_index())
+    patients = manifest.groupby(["split", "patient"]).size().rename("slices").reset_index()
+    return banner + frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
+
+
+def runtime_table(benchmark_dir: Path | None) -> pd.DataFrame:
+    """Snakemake benchmark files (columns s, h:m:s, max_rss, ...) as one table, per job."""
+    if benchmark_dir is None or not Path(benchmark_dir).is_dir():
+        return pd.DataFrame(columns=["job", "s", "max_rss"])
+    rows = []
+    for path in sorted(Path(benchmark_dir).rglob("*.tsv")):
+        table = pd.read_csv(path, sep="\t")
+        if "s" not in table.columns:
+            log.warning("%s: not a Snakemake benchmark file (no column 's'), skipped", path)
+            continue
+        job = str(path.relative_to(benchmark_dir).with_suffix(""))
+        rows.append({"job": job, "s": float(table["s"].mean()),
+                     "max_rss": float(table["max_rss"].mean()) if "max_rss" in table else float("nan")})
+    return pd.DataFrame(rows, columns=["job", "s", "max_rss"])
+
+
+def provenance(config: dict[str, Any]) -> str:
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append({"package": name, "version": metadata.version(name)})
+        except metadata.PackageNotFoundError:
+            versions.append({"package": name, "version": "not installed"})
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "not a git checkout"
+    meta = pd.DataFrame([{"created (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+                          "git commit": commit, "python": platform.python_version(), "platform": platform.platform()}])
+    return (frame_to_html(meta) + frame_to_html(pd.DataFrame(versions)) + "<h3>Configuration</h3><pre>"
+            + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
+
+
+def build_report(inputs: ReportInputs) -> str:
+    """The full HTML page as a string."""
+    manifest = pd.read_csv(inputs.manifest)
+    body: dict[str, str] = {"data": data_section(manifest)}
+    body["preprocessing"] = "".join(image_tag(p, f"{Path(p).parent.name}: bias field and registration QA") for p in inputs.qa_images) or "<p>No QA images.</p>"
+    body["tables"] = "".join(
+        f"<h3>{html.escape(direction)}</h3>" + metric_table_html(pd.read_csv(path))
+        for direction, path in inputs.metric_tables.items()
+    ) + "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. Vol. = per-patient re-stacked volume.</p>"
+    significance = pd.read_csv(inputs.significance)
+    body["significance"] = ("<p>Paired two-sided Wilcoxon signed-rank test per test slice, Holm-corrected per "
+                            "direction and metric; effect size: matched-pairs rank-biserial correlation.</p>"
+                            + frame_to_html(significance))
+    body["figures"] = "".join(image_tag(p) for p in inputs.figures) or "<p>No figures.</p>"
+    latent = []
+    if inputs.separability is not None:
+        latent.append(frame_to_html(pd.read_csv(inputs.separability)))
+    if inputs.latent_grid is not None:
+        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every model"))
+    latent += [image_tag(p) for p in inputs.latent_plots]
+    body["latent"] = "".join(latent)
+    runtimes = runtime_table(inputs.benchmark_dir)
+    body["runtimes"] = frame_to_html(runtimes) if len(runtimes) else "<p>No benchmark files found.</p>"
+    body["provenance"] = provenance(inputs.config)
+    nav = "".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in SECTIONS.items())
+    sections = "".join(
+        f'<section id="{key}"><h2>{html.escape(title)}</h2>{body[key]}</section>' for key, title in SECTIONS.items()
+    )
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mrct report</title>'
+            f"<style>{CSS}</style></head><body><h1>mrct: MR ↔ CT synthesis report</h1><nav>{nav}</nav>{sections}</body></html>\n")
+
+
+def write_report(inputs: ReportInputs, target: str | Path) -> None:
+    write_text_atomic(target, build_report(inputs))
+    log.info("report written to %s", target)

@@ -1,0 +1,124 @@
+"""Figures and the self-contained HTML report, built from small fixtures made here."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mrct.figures import figure_slices, loss_curves, metric_distributions, save_figure, translation_grid
+from mrct.report import SECTIONS, ReportInputs, build_report, write_report
+from mrct.significance import significance_table
+from mrct.tables import summarize
+from test_tables import fake_metrics
+
+MODELS = ["scratch", "skimage_photos"]
+
+
+class Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sections, self.images, self.links, self.tags = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "section":
+            self.sections.append(attrs.get("id"))
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        for key in ("src", "href"):
+            if key in attrs:
+                self.links.append(attrs[key])
+
+
+def _png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A manifest with 2 test patients x 2 slices, predictions of two models, and the other inputs."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for patient in ("p1", "p2", "p3"):
+        for z in (2, 4):
+            name = f"{patient}_z{z:03d}.png"
+            ct = rng.integers(0, 256, (48, 48))
+            paths = {k: _png(tmp_path / "slices" / patient / k / name, v)
+                     for k, v in {"mr": 255 - ct, "ct": ct, "mask": np.full((48, 48), 255)}.items()}
+            for model in MODELS:
+                for direction in ("mr2ct", "ct2mr"):
+                    _png(tmp_path / "pred" / model / direction / name, rng.integers(0, 256, (48, 48)))
+            rows.append({"patient": patient, "slice": z, "split": "train" if patient == "p3" else "test",
+                         "mr_png": str(paths["mr"]), "ct_png": str(paths["ct"]), "mask_png": str(paths["mask"]),
+                         "ct_lo_hu": -1024.0, "ct_hi_hu": 2000.0, "synthetic": True})
+    manifest = pd.DataFrame(rows)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    slices = fake_metrics(MODELS, n_slices=6)
+    tables = {}
+    for direction in ("mr2ct", "ct2mr"):
+        tables[direction] = tmp_path / f"metrics_{direction}.csv"
+        summarize(slices, MODELS, direction).to_csv(tables[direction], index=False)
+    significance_table(slices, MODELS).to_csv(tmp_path / "significance.csv", index=False)
+    roots = {m: tmp_path / "pred" / m for m in MODELS}
+    figures = [tmp_path / "fig" / "translation_mr2ct.png", tmp_path / "fig" / "distributions.png", tmp_path / "fig" / "losses.png"]
+    save_figure(translation_grid(manifest, roots, "mr2ct", 3), figures[0])
+    save_figure(metric_distributions(slices, MODELS), figures[1])
+    logs = {m: pd.DataFrame({"epoch": [1, 2, 3], "lr": [1e-4] * 3, "seconds": [1.0] * 3, "loss_G": [3.0, 2.0, 1.5], "loss_D": [0.5, 0.4, 0.3]}) for m in MODELS}
+    save_figure(loss_curves(logs), figures[2])
+    qa = [_png(tmp_path / "pre" / p / "qa.png", rng.integers(0, 256, (20, 30))) for p in ("p1", "p2")]
+    grid = _png(tmp_path / "latent" / "grid.png", rng.integers(0, 256, (20, 20)))
+    pd.DataFrame([{"model": "scratch", "generator": "mr2ct", "silhouette": 0.3, "knn_accuracy": 0.9}]).to_csv(tmp_path / "sep.csv", index=False)
+    (tmp_path / "bench" / "train").mkdir(parents=True)
+    (tmp_path / "bench" / "train" / "scratch.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t300.1\n")
+    return ReportInputs(manifest=tmp_path / "manifest.csv", metric_tables=tables, significance=tmp_path / "significance.csv",
+                        qa_images=qa, figures=figures, latent_grid=grid, latent_plots=[grid], separability=tmp_path / "sep.csv",
+                        benchmark_dir=tmp_path / "bench", config={"seed": 42, "models": MODELS})
+
+
+def test_figure_slices_are_fixed_and_from_the_test_split(project):
+    manifest = pd.read_csv(project.manifest)
+    picked = figure_slices(manifest, 3)
+    assert len(picked) == 3 and set(picked["patient"]) <= {"p1", "p2"}
+    assert picked.equals(figure_slices(manifest, 3))
+    assert len(figure_slices(manifest, 50)) == 4
+
+
+def test_report_is_self_contained_with_every_section(project, tmp_path):
+    target = tmp_path / "out" / "report.html"
+    write_report(project, target)
+    page = target.read_text()
+    parser = Collector()
+    parser.feed(page)
+    assert parser.sections == list(SECTIONS)
+    # 2 QA + 3 figures + grid + 1 latent plot, all inline PNGs
+    assert len(parser.images) == 7 and all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert not [link for link in parser.links if link.lower().startswith(("http:", "https:", "//"))]
+    assert all(link.startswith(("data:", "#")) for link in parser.links)
+    assert "script" not in parser.tags and "link" not in parser.tags
+    assert "SYNTHETIC" in page and "skimage_photos" in page and "<b>" in page
+    assert "train/scratch" in page and "12.5" in page  # run times from the benchmark file
+    assert "Holm" in page and "seed: 42" in page
+
+
+def test_real_data_is_not_labelled_synthetic(project):
+    manifest = pd.read_csv(project.manifest).assign(synthetic=False)
+    manifest.to_csv(project.manifest, index=False)
+    assert "SYNTHETIC" not in build_report(project)
+
+
+def test_missing_image_names_the_file(project, tmp_path):
+    project.figures.append(tmp_path / "absent.png")
+    with pytest.raises(FileNotFoundError, match="absent.png"):
+        build_report(project)
+
+
+def test_loss_curves_need_loss_columns():
+    with pytest.raises(ValueError, match="loss_"):
+        loss_curves({"scratch": pd.DataFrame({"epoch": [1], "lr": [0.1]})})

@@ -81,3 +81,30 @@ def get_final_output():
         "results/latent/separability.csv",
         "results/report.html",
     ]
+
+
+# --- evaluation and report (issue 4) ---
+
+
+def get_patient_metric_tables(wildcards):
+    return expand("results/metrics/{model}_patients.csv", model=MODELS)
+
+
+def get_prediction_dirs(wildcards):
+    return expand("results/predictions/{model}/{direction}", model=MODELS, direction=DIRECTIONS)
+
+
+def get_train_logs(wildcards):
+    return expand("results/models/{model}/train_log.csv", model=MODELS)
+
+
+def get_latent_features(wildcards):
+    return expand("results/latent/{model}_features.npz", model=MODELS)
+
+
+def get_latent_separability(wildcards):
+    return expand("results/latent/{model}_separability.csv", model=MODELS)
+
+
+def get_latent_plots(wildcards):
+    return expand("results/latent/{model}_{method}.png", model=MODELS, method=["tsne", "umap"])

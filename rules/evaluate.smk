@@ -1,1 +1,130 @@
-# Rules of this stage are being written.
+# Evaluation stage: per-model metrics, summary tables with significance, latent space.
+
+
+rule evaluate:
+    input:
+        manifest="results/slices/manifest.csv",
+        mr2ct="results/predictions/{model}/mr2ct",
+        ct2mr="results/predictions/{model}/ct2mr",
+    output:
+        slices="results/metrics/{model}.csv",
+        patients="results/metrics/{model}_patients.csv",
+    log:
+        "logs/evaluate/{model}.log",
+    benchmark:
+        "benchmarks/out/evaluate/{model}.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        hu_clip=config["evaluate"]["hu_clip"],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule tables:
+    input:
+        slices=get_metric_tables,
+        patients=get_patient_metric_tables,
+    output:
+        mr2ct_csv=report(
+            "results/tables/metrics_mr2ct.csv",
+            caption="../report/metrics_table.rst",
+            category="Tables",
+            labels={"direction": "mr2ct"},
+        ),
+        mr2ct_md="results/tables/metrics_mr2ct.md",
+        mr2ct_tex="results/tables/metrics_mr2ct.tex",
+        ct2mr_csv=report(
+            "results/tables/metrics_ct2mr.csv",
+            caption="../report/metrics_table.rst",
+            category="Tables",
+            labels={"direction": "ct2mr"},
+        ),
+        ct2mr_md="results/tables/metrics_ct2mr.md",
+        ct2mr_tex="results/tables/metrics_ct2mr.tex",
+        significance_csv=report(
+            "results/tables/significance.csv",
+            caption="../report/significance.rst",
+            category="Tables",
+            labels={"direction": "both"},
+        ),
+        significance_md="results/tables/significance.md",
+    log:
+        "logs/tables/tables.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        models=MODELS,
+        alpha=config["evaluate"]["alpha"],
+    script:
+        "../scripts/tables.py"
+
+
+rule latent:
+    input:
+        manifest="results/slices/manifest.csv",
+        g_mr2ct="results/models/{model}/G_mr2ct.pth",
+        g_ct2mr="results/models/{model}/G_ct2mr.pth",
+    output:
+        features="results/latent/{model}_features.npz",
+        tsne=report(
+            "results/latent/{model}_tsne.png",
+            caption="../report/latent.rst",
+            category="Latent space",
+            labels={"model": "{model}", "method": "t-SNE"},
+        ),
+        umap=report(
+            "results/latent/{model}_umap.png",
+            caption="../report/latent.rst",
+            category="Latent space",
+            labels={"model": "{model}", "method": "UMAP"},
+        ),
+        separability="results/latent/{model}_separability.csv",
+    log:
+        "logs/latent/{model}.log",
+    benchmark:
+        "benchmarks/out/latent/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    params:
+        latent=config["latent"],
+        seed=config["seed"],
+        device=config["train"]["device"],
+    script:
+        "../scripts/latent.py"
+
+
+rule latent_summary:
+    input:
+        features=get_latent_features,
+        separability=get_latent_separability,
+    output:
+        grid=report(
+            "results/latent/grid.png",
+            caption="../report/latent_grid.rst",
+            category="Latent space",
+            labels={"model": "all", "method": "t-SNE and UMAP"},
+        ),
+        separability=report(
+            "results/latent/separability.csv",
+            caption="../report/separability.rst",
+            category="Latent space",
+            labels={"model": "all", "method": "separability"},
+        ),
+    log:
+        "logs/latent_summary/latent_summary.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        models=MODELS,
+    script:
+        "../scripts/latent_summary.py"

@@ -171,3 +171,48 @@ def plot_embeddings(embeddings: Mapping[str, np.ndarray], method: str, n_per_mod
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
+
+
+def test_images(manifest: pd.DataFrame, max_slices: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Test rows (at most ``max_slices``, evenly spaced) and their MR and CT PNGs as uint8 stacks."""
+    from mrct.evaluation import read_gray_png, test_rows
+
+    rows = test_rows(manifest)
+    if max_slices is not None and len(rows) > max_slices:
+        picks = np.unique(np.linspace(0, len(rows) - 1, num=max_slices).round().astype(int))
+        rows = rows.iloc[picks].reset_index(drop=True)
+    mr = np.stack([read_gray_png(p) for p in rows["mr_png"]])
+    ct = np.stack([read_gray_png(p) for p in rows["ct_png"]])
+    return rows, mr, ct
+
+
+def save_latent(path, rows: pd.DataFrame, features: Mapping[str, np.ndarray], embeddings: Mapping[str, np.ndarray]) -> None:
+    """Features, embeddings and slice ids in one .npz (written atomically)."""
+    from mrct.atomic import atomic_path
+
+    n = len(rows)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(
+            tmp,
+            modality=modality_labels(n),
+            patient=np.concatenate([rows["patient"].astype(str).to_numpy()] * 2),
+            slice=np.concatenate([rows["slice"].to_numpy()] * 2),
+            **{f"features_{k}": v for k, v in features.items()},
+            **dict(embeddings),
+        )
+
+
+def plot_grid(latent_files: Mapping[str, str]):
+    """One row per model: t-SNE and UMAP of both generators, read back from the .npz files."""
+    import matplotlib.pyplot as plt
+
+    n = len(latent_files)
+    fig, axes = plt.subplots(n, 4, figsize=(15, 3.6 * n), squeeze=False)
+    for row_axes, (model, path) in zip(axes, latent_files.items(), strict=True):
+        with np.load(path, allow_pickle=False) as data:
+            embeddings = {k: data[k] for k in data.files if k.startswith(("tsne_", "umap_"))}
+            n_per = int((data["modality"] == MODALITIES[0]).sum())
+        plot_embeddings(embeddings, "tsne", n_per, model, axes=row_axes[:2])
+        plot_embeddings(embeddings, "umap", n_per, model, axes=row_axes[2:])
+    fig.tight_layout()
+    return fig

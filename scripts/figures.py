@@ -1,0 +1,25 @@
+"""Entry point of rule figures: translation grids, metric distributions, training losses."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from mrct.figures import loss_curves, metric_distributions, save_figure, translation_grid  # noqa: E402
+from mrct.manifest import read_manifest  # noqa: E402
+from mrct.tables import read_metric_tables  # noqa: E402
+
+models = list(snakemake.params.models)  # noqa: F821
+out = snakemake.output  # noqa: F821
+manifest = read_manifest(snakemake.input.manifest)  # noqa: F821
+# get_prediction_dirs lists {model}/mr2ct, {model}/ct2mr per model, in the configured order.
+roots = {model: Path(snakemake.input.predictions[2 * i]).parent for i, model in enumerate(models)}  # noqa: F821
+for direction in ("mr2ct", "ct2mr"):
+    figure = translation_grid(manifest, roots, direction, snakemake.params.n_figure_slices)  # noqa: F821
+    save_figure(figure, out[f"translation_{direction}"])
+save_figure(metric_distributions(read_metric_tables(snakemake.input.slices), models), out.distributions)  # noqa: F821
+logs = {model: pd.read_csv(path) for model, path in zip(models, snakemake.input.train_logs, strict=True)}  # noqa: F821
+save_figure(loss_curves(logs), out.losses)

@@ -1,0 +1,30 @@
+"""Entry point of rule latent: bottleneck features, t-SNE/UMAP and separability of one model."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+import torch  # noqa: E402
+
+from mrct.atomic import write_text_atomic  # noqa: E402
+from mrct.figures import save_figure  # noqa: E402
+from mrct.latent import LatentSettings, analyse, extract_features, plot_embeddings, save_latent, test_images  # noqa: E402
+from mrct.manifest import read_manifest  # noqa: E402
+from mrct.networks import load_trained_generator  # noqa: E402
+from mrct.training.loop import resolve_device  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+model = snakemake.wildcards.model  # noqa: F821
+settings = LatentSettings(seed=snakemake.params.seed, **snakemake.params.latent)  # noqa: F821
+device = str(resolve_device(snakemake.params.device))  # noqa: F821
+generators = {
+    "mr2ct": load_trained_generator(snakemake.input.g_mr2ct, device),  # noqa: F821
+    "ct2mr": load_trained_generator(snakemake.input.g_ct2mr, device),  # noqa: F821
+}
+rows, mr, ct = test_images(read_manifest(snakemake.input.manifest), settings.max_slices)  # noqa: F821
+features = extract_features(generators, mr, ct, settings.batch_size, device)
+embeddings, table = analyse(features, len(rows), settings)
+save_latent(snakemake.output.features, rows, features, embeddings)  # noqa: F821
+save_figure(plot_embeddings(embeddings, "tsne", len(rows), model), snakemake.output.tsne)  # noqa: F821
+save_figure(plot_embeddings(embeddings, "umap", len(rows), model), snakemake.output.umap)  # noqa: F821
+write_text_atomic(snakemake.output.separability, table.assign(model=model).to_csv(index=False))  # noqa: F821

@@ -1,0 +1,24 @@
+"""Entry point of rule report: the single self-contained HTML report."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from pathlib import Path  # noqa: E402
+
+from mrct.report import ReportInputs, write_report  # noqa: E402
+
+inputs = snakemake.input  # noqa: F821
+report_inputs = ReportInputs(
+    manifest=Path(inputs.manifest),
+    metric_tables={"MR → CT": Path(inputs.mr2ct), "CT → MR": Path(inputs.ct2mr)},
+    significance=Path(inputs.significance),
+    qa_images=[Path(p) for p in inputs.qa],
+    figures=[Path(p) for p in inputs.figures],
+    latent_grid=Path(inputs.latent_grid),
+    latent_plots=[Path(p) for p in inputs.latent_plots],
+    separability=Path(inputs.separability),
+    benchmark_dir=Path(snakemake.params.benchmark_dir),  # noqa: F821
+    config=dict(snakemake.config),  # noqa: F821
+)
+write_report(report_inputs, snakemake.output.html)  # noqa: F821

@@ -1,0 +1,20 @@
+"""Entry point of rule tables: AVG/STD tables per direction and the significance table."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from mrct.atomic import write_text_atomic  # noqa: E402
+from mrct.significance import significance_table, to_markdown  # noqa: E402
+from mrct.tables import read_metric_tables, summarize, write_direction_tables  # noqa: E402
+
+out = snakemake.output  # noqa: F821
+models = list(snakemake.params.models)  # noqa: F821
+slices = read_metric_tables(snakemake.input.slices)  # noqa: F821
+patients = read_metric_tables(snakemake.input.patients)  # noqa: F821
+for direction in ("mr2ct", "ct2mr"):
+    table = summarize(slices, models, direction, patients)
+    write_direction_tables(table, direction, out[f"{direction}_csv"], out[f"{direction}_md"], out[f"{direction}_tex"])
+significance = significance_table(slices, models, alpha=snakemake.params.alpha)  # noqa: F821
+write_text_atomic(out.significance_csv, significance.to_csv(index=False))
+write_text_atomic(out.significance_md, to_markdown(significance, snakemake.params.alpha))  # noqa: F821

@@ -6,7 +6,7 @@ from mrct.config import ConfigError, validate_config
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
 from mrct.sources.synthrad import synthrad_patient_ids
-from mrct.zoo import is_zoo_model
+from mrct.zoo import is_zoo_model, load_zoo_registry
 
 try:
     validate_config(config)
@@ -66,6 +66,38 @@ def get_pretrained(wildcards):
     if wildcards.model == "scratch":
         return []
     return f"resources/pretrained/{wildcards.model}.pth"
+
+
+# --- models stage (networks engineer) ---------------------------------------------------------
+ZOO_MODELS = sorted(load_zoo_registry())
+
+
+def get_zoo_url(wildcards):
+    return load_zoo_registry()[wildcards.model]["url"]
+
+
+def get_train_settings(wildcards):
+    """The training settings of one model as a dict: a param, so any change reruns training.
+
+    Built by the same function the training script uses; zoo models do not depend on the
+    `network` section. checkpoint_every and device are left out: they do not change the result.
+    """
+    import dataclasses
+
+    from mrct.training.settings import settings_from_config
+
+    settings = dataclasses.asdict(settings_from_config(config, wildcards.model))
+    unused = ("checkpoint_every", "device")
+    return {k: v for k, v in settings.items() if k not in unused}
+
+
+def get_translation_source(wildcards):
+    """The registered volume a translation starts from: MR for mr2ct, CT for ct2mr."""
+    modality = "mr" if wildcards.direction == "mr2ct" else "ct"
+    return f"results/preprocessed/{wildcards.patient}/{modality}.nii.gz"
+
+
+# --- end of models stage ----------------------------------------------------------------------
 
 
 def get_metric_tables(wildcards):

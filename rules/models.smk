@@ -1,1 +1,139 @@
-# Rules of this stage are being written.
+# Models stage: pretrained starts, one training job per model, predictions, volume translation.
+
+
+# Downloads run on the submitting host: cluster nodes often have no internet access.
+localrules:
+    download_pretrained,
+
+
+# One job per zoo model. Only the URL is a param (a retries/timeout change must not re-download);
+# the per-model lock file records the sha256 on first download and is not an output, so a failed
+# or forced rerun keeps the record. The file is validated (strict load into the zoo
+# architecture) before the job succeeds.
+rule download_pretrained:
+    output:
+        weights="resources/pretrained/{model}.pth",
+    log:
+        "logs/download_pretrained/{model}.log",
+    benchmark:
+        "benchmarks/out/download_pretrained/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(ZOO_MODELS),
+    retries: 2
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+    params:
+        url=get_zoo_url,
+        lock_file="resources/pretrained/{model}.lock",
+    script:
+        "../scripts/download_pretrained.py"
+
+
+# The offline stand-in for a zoo model: a generator pretrained here on scikit-image's sample
+# photographs (generic grayscale photo restoration). Not a zoo model; labelled so in its file.
+rule pretrain_photos:
+    output:
+        weights="resources/pretrained/skimage_photos.pth",
+    log:
+        "logs/pretrain_photos/skimage_photos.log",
+    benchmark:
+        "benchmarks/out/pretrain_photos/skimage_photos.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    params:
+        ngf=config["network"]["ngf"],
+        n_blocks=config["network"]["n_blocks"],
+        settings=config["pretrain_photos"],
+        seed=config["seed"],
+    script:
+        "../scripts/pretrain_photos.py"
+
+
+# One (GPU) job per model, resumable: a checkpoint in results/models/{model}/resume/ (not an
+# output, so it survives a killed job) is picked up by the rerun when the settings are unchanged.
+rule train:
+    input:
+        manifest="results/slices/manifest.csv",
+        pretrained=get_pretrained,
+    output:
+        g_mr2ct="results/models/{model}/G_mr2ct.pth",
+        g_ct2mr="results/models/{model}/G_ct2mr.pth",
+        train_log=report(
+            "results/models/{model}/train_log.csv",
+            caption="../report/train_log.rst",
+            category="Training",
+            labels={"model": "{model}"},
+        ),
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "benchmarks/out/train/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+    params:
+        settings=get_train_settings,
+        checkpoint="results/models/{model}/resume/checkpoint.pt",
+    script:
+        "../scripts/train.py"
+
+
+rule predict:
+    input:
+        manifest="results/slices/manifest.csv",
+        g_mr2ct="results/models/{model}/G_mr2ct.pth",
+        g_ct2mr="results/models/{model}/G_ct2mr.pth",
+    output:
+        mr2ct=directory("results/predictions/{model}/mr2ct"),
+        ct2mr=directory("results/predictions/{model}/ct2mr"),
+    log:
+        "logs/predict/{model}.log",
+    benchmark:
+        "benchmarks/out/predict/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    params:
+        batch_size=8,
+    script:
+        "../scripts/predict.py"
+
+
+# On demand (not in rule all), e.g.
+#   snakemake results/translated/scratch/demo01_mr2ct.nii.gz
+# A whole registered volume translated slice by slice, in HU (mr2ct) or MR units (ct2mr), with
+# the input's geometry; the intensity windows are those of the patient in the manifest.
+rule translate_volume:
+    input:
+        manifest="results/slices/manifest.csv",
+        generator="results/models/{model}/G_{direction}.pth",
+        volume=get_translation_source,
+    output:
+        volume="results/translated/{model}/{patient}_{direction}.nii.gz",
+    log:
+        "logs/translate_volume/{model}/{patient}_{direction}.log",
+    benchmark:
+        "benchmarks/out/translate_volume/{model}/{patient}_{direction}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    params:
+        batch_size=8,
+    script:
+        "../scripts/translate_volume.py"

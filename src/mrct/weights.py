@@ -134,3 +134,27 @@ def save_pretrained_generator(path: str | Path, net: ResnetGenerator, source: st
         },
         path,
     )
+
+
+def fetch_zoo_weights(url: str, dest: str | Path, architecture: Mapping[str, int], lock_file: str | Path,
+                      retries: int = 3, timeout: float = 60) -> Path:
+    """Download a zoo generator (sha256 recorded in ``lock_file`` on first download, verified
+    later) and check that it loads strictly into ``architecture``.
+
+    A file that downloads but does not load (an HTML error page, a truncated or foreign file)
+    fails here rather than in training; its lock record is removed with it, so that the next
+    attempt records the digest of a good file instead of insisting on the bad one.
+    """
+    from mrct.download import download  # the data stage's verified, atomic downloader
+
+    dest, lock_file = Path(dest), Path(lock_file)
+    had_lock = lock_file.exists()
+    download(url, dest, lock_file=lock_file, retries=retries, timeout=timeout)
+    try:
+        net = load_pretrained_generator(dest, architecture)
+    except ValueError:
+        if not had_lock:
+            lock_file.unlink(missing_ok=True)
+        raise
+    log.info("%s: valid zoo generator (%d parameters) from %s", dest, sum(p.numel() for p in net.parameters()), url)
+    return dest

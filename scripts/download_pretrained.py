@@ -1,0 +1,18 @@
+"""Entry point of rule download_pretrained: fetch one zoo generator and check it loads strictly."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from mrct.weights import fetch_zoo_weights  # noqa: E402
+from mrct.zoo import zoo_architecture  # noqa: E402
+
+arch = {k: zoo_architecture()[k] for k in ("input_nc", "output_nc", "ngf", "n_blocks")}
+fetch_zoo_weights(
+    snakemake.params.url,  # noqa: F821
+    snakemake.output.weights,  # noqa: F821
+    arch,
+    lock_file=snakemake.params.lock_file,  # noqa: F821
+    retries=3,
+    timeout=120,
+)

@@ -1,0 +1,24 @@
+"""Entry point of rule translate_volume: one registered volume into the other modality."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from mrct.training.loop import resolve_device  # noqa: E402
+from mrct.translate import translate_volume  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+translate_volume(
+    Path(snakemake.input.generator).parent,  # noqa: F821
+    snakemake.wildcards.direction,  # noqa: F821
+    snakemake.input.volume,  # noqa: F821
+    snakemake.output.volume,  # noqa: F821
+    manifest=snakemake.input.manifest,  # noqa: F821
+    patient=snakemake.wildcards.patient,  # noqa: F821
+    batch_size=snakemake.params.batch_size,  # noqa: F821
+    device=str(resolve_device(snakemake.config["train"]["device"])),  # noqa: F821
+)

@@ -1,0 +1,138 @@
+"""Run the repository's workflow on a tiny config in a temporary working directory.
+
+Shared by tests/test_slurm.py and tests/test_rerun.py. The workflow is run as a user would:
+``snakemake -s <repo>/Snakefile -d <workdir>``. The Snakefile's ``configfile: "config.yaml"``
+resolves against the working directory, so each workdir gets a full config.yaml (the
+repository's default merged with the tiny overrides, validated like the workflow does).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mrct.config import deep_merge, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEFILE = ROOT / "Snakefile"
+
+# Small enough to run end to end in a minute on 2 CPU cores; every value is a config key.
+TINY: dict[str, Any] = {
+    "seed": 7,
+    "dataset": {"source": "demo", "demo": {"n_patients": 3, "resolution_mm": 2}},
+    "preprocess": {
+        "n4": {"shrink_factor": 4, "iterations": [5]},
+        "registration": {"iterations": 10, "shrink_factors": [4, 2],
+                         "smoothing_sigmas_mm": [2.0, 0.0]},
+    },
+    "slices": {"size": 32, "per_patient": 2},
+    "models": ["scratch"],
+    "network": {"ngf": 4, "ndf": 4, "n_blocks": 1},
+    "pretrain_photos": {"iterations": 2, "crop_size": 32, "batch_size": 2},
+    "train": {"n_epochs": 1, "n_epochs_decay": 0, "batch_size": 2, "checkpoint_every": 1},
+    "latent": {"max_slices": 4, "tsne_perplexity": 2.0, "umap_n_neighbors": 2, "knn_k": 1},
+}
+
+
+def tiny_config(**overrides: Any) -> dict[str, Any]:
+    """The repository config with TINY and ``overrides`` merged over it, validated."""
+    config = deep_merge(load_config(ROOT / "config.yaml"), TINY)
+    config = deep_merge(config, overrides)
+    validate_config(config)
+    return config
+
+
+def write_workdir(workdir: Path, config: dict[str, Any]) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m snakemake -s <repo Snakefile> -d <workdir> ...`` from the repository root."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+            f"{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def available_rules(workdir: Path) -> set[str] | None:
+    """The workflow's rule names, or None while the workflow does not parse yet."""
+    result = snakemake(workdir, "--list-rules", check=False, timeout=120)
+    if result.returncode != 0:
+        return None
+    return {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    rule: str
+    wildcards: dict[str, str]
+    outputs: tuple[str, ...]
+
+
+_JOB_BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n?)*)", re.MULTILINE)
+
+
+def _field(block: str, name: str) -> str:
+    match = re.search(rf"^    {name}: (.*)$", block, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
+def dry_run(workdir: Path, *args: str) -> list[PlannedJob]:
+    """The jobs a dry run plans, parsed from Snakemake's job blocks ("rule x:" + fields)."""
+    result = snakemake(workdir, "--dry-run", "--cores", "1", *args)
+    jobs = []
+    for rule, block in _JOB_BLOCK.findall(result.stdout):
+        wildcards = dict(
+            item.split("=", 1) for item in _field(block, "wildcards").split(", ") if "=" in item
+        )
+        outputs = tuple(o for o in _field(block, "output").split(", ") if o)
+        jobs.append(PlannedJob(rule, wildcards, outputs))
+    if not jobs and "Nothing to be done" not in result.stdout + result.stderr:
+        raise AssertionError(f"dry run output not understood:\n{result.stdout[-3000:]}")
+    return jobs
+
+
+def rule_counts(jobs: list[PlannedJob]) -> Counter:
+    return Counter(job.rule for job in jobs)
+
+
+def planned_outputs(workdir: Path, *args: str) -> list[str]:
+    """Every output path the given run would produce (from a dry run's job blocks)."""
+    return [o for job in dry_run(workdir, *args) for o in job.outputs]
+
+
+def fake_pipeline_state(workdir: Path, *targets: str) -> None:
+    """Make the workdir look as if the run had happened, without running a job.
+
+    1. ``--touch`` while the outputs are missing: Snakemake records each job's metadata
+       (code, params, software env), as after a real run, but creates no file;
+    2. create every planned output (directory() outputs, the prediction folders, are the
+       paths without a file suffix here; everything else becomes an empty file);
+    3. ``--touch`` again: now the files exist, it sets their times in DAG order.
+    Later dry runs then compare against this state exactly as after a real run. (A single
+    ``--touch`` on existing files records no metadata, so params changes would go unseen.)
+    """
+    outputs = planned_outputs(workdir, *targets)
+    snakemake(workdir, "--touch", "--cores", "1", *targets)
+    for output in outputs:
+        path = workdir / output
+        if path.suffix:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+    snakemake(workdir, "--touch", "--cores", "1", *targets)

@@ -10,6 +10,7 @@ with ``ast``); and the pins agree with pyproject.toml's.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 import tomllib
@@ -34,8 +35,7 @@ EXPECTED_ENV = {
         ["make_demo_patient", "download_dataset", "unpack_dataset", "bias_correct",
          "register", "extract_slices", "split"], "data.yaml"),
     **dict.fromkeys(
-        ["pretrain_photos", "train", "predict", "translate_volume", "latent",
-         "latent_summary"], "torch.yaml"),
+        ["pretrain_photos", "train", "predict", "translate_volume", "latent"], "torch.yaml"),
     **dict.fromkeys(["evaluate", "tables", "figures", "report"], "report.yaml"),
 }
 
@@ -184,9 +184,14 @@ def _prefixes(name: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+@functools.cache
+def _installed_modules() -> dict[str, list[str]]:
+    return packages_distributions()
+
+
 def distributions_of(module: str) -> set[str]:
     """Distributions that provide an import name, from the installed metadata (not a table)."""
-    mapping = packages_distributions()
+    mapping = _installed_modules()
     if module not in mapping:
         raise ValueError(f"import '{module}': no installed distribution provides it")
     return {canonicalize_name(d) for d in mapping[module]}

@@ -41,6 +41,16 @@ DOWNSTREAM_OF_TRAIN = {"predict", "evaluate", "tables", "latent", "latent_summar
 MODEL_FILE = "results/models/scratch/G_mr2ct.pth"
 
 
+pytestmark = pytest.mark.slow  # about a dozen Snakemake calls of a few seconds each
+
+
+@pytest.fixture(scope="module")
+def workflow_rules(tmp_path_factory) -> set[str]:
+    """The workflow's rule names (one ``--list-rules`` for the whole module)."""
+    workdir = tw.write_workdir(tmp_path_factory.mktemp("rules"), tw.tiny_config())
+    return _require_rules(workdir, "train")
+
+
 def _require_rules(workdir: Path, *rules: str) -> set[str]:
     """The workflow's rules; skip while the rules a test needs are still being written."""
     available = tw.available_rules(workdir)
@@ -59,10 +69,9 @@ def _require_rules(workdir: Path, *rules: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def state(tmp_path_factory) -> Path:
+def state(tmp_path_factory, workflow_rules: set[str]) -> Path:
     """A workdir where the whole tiny pipeline has (seemingly) run."""
     workdir = tw.write_workdir(tmp_path_factory.mktemp("state"), tw.tiny_config())
-    _require_rules(workdir, "train")
     tw.fake_pipeline_state(workdir)
     assert tw.dry_run(workdir) == [], "the faked state is not up to date"
     return workdir
@@ -81,22 +90,22 @@ def _rewrite_config(workdir: Path, **overrides) -> None:
     tw.write_workdir(workdir, tw.tiny_config(**tw.deep_merge(config, overrides)))
 
 
-def _assert_train_and_downstream(workdir: Path, rules) -> None:
+def _assert_train_and_downstream(rules, workflow_rules: set[str]) -> None:
     assert rules["train"] == 1, rules
     assert not set(rules) & UPSTREAM_OF_TRAIN, rules
     assert set(rules) - {"train", "all"} <= DOWNSTREAM_OF_TRAIN, rules
     # What consumes the model must follow it (as far as those rules exist yet).
-    consumers = {"predict", "evaluate", "tables", "report"} & tw.available_rules(workdir)
+    consumers = {"predict", "evaluate", "tables", "report"} & workflow_rules
     assert consumers <= set(rules), rules
 
 
-def test_forcing_train_reruns_train_and_downstream_only(state: Path) -> None:
-    _assert_train_and_downstream(state, tw.rule_counts(tw.dry_run(state, "--forcerun", "train")))
+def test_forcing_train_reruns_train_and_downstream_only(state: Path, workflow_rules) -> None:
+    jobs = tw.dry_run(state, "--forcerun", "train")
+    _assert_train_and_downstream(tw.rule_counts(jobs), workflow_rules)
 
 
-def test_a_target_file_builds_only_its_dependencies(tmp_path: Path) -> None:
+def test_a_target_file_builds_only_its_dependencies(tmp_path: Path, workflow_rules) -> None:
     workdir = tw.write_workdir(tmp_path / "fresh", tw.tiny_config())
-    _require_rules(workdir, "train")
     rules = tw.rule_counts(tw.dry_run(workdir, MODEL_FILE))
     assert rules["train"] == 1 and rules["split"] == 1
     assert rules["make_demo_patient"] == tw.TINY["dataset"]["demo"]["n_patients"]
@@ -120,8 +129,8 @@ def test_adding_a_model_runs_only_that_models_jobs(copy_of_state: Path) -> None:
 
 
 def test_a_changed_training_parameter_reruns_training_not_preprocessing(
-    copy_of_state: Path,
+    copy_of_state: Path, workflow_rules: set[str]
 ) -> None:
     config = yaml.safe_load((copy_of_state / "config.yaml").read_text())
     _rewrite_config(copy_of_state, train={"lr": config["train"]["lr"] / 2})
-    _assert_train_and_downstream(copy_of_state, tw.rule_counts(tw.dry_run(copy_of_state)))
+    _assert_train_and_downstream(tw.rule_counts(tw.dry_run(copy_of_state)), workflow_rules)

@@ -19,7 +19,7 @@ manifest = read_manifest(snakemake.input.manifest)  # noqa: F821
 roots = {model: Path(snakemake.input.predictions[2 * i]).parent for i, model in enumerate(models)}  # noqa: F821
 for direction in ("mr2ct", "ct2mr"):
     figure = translation_grid(manifest, roots, direction, snakemake.params.n_figure_slices)  # noqa: F821
-    save_figure(figure, out[f"translation_{direction}"])
+    save_figure(figure, getattr(out, f"translation_{direction}"))
 save_figure(metric_distributions(read_metric_tables(snakemake.input.slices), models), out.distributions)  # noqa: F821
 logs = {model: pd.read_csv(path) for model, path in zip(models, snakemake.input.train_logs, strict=True)}  # noqa: F821
 save_figure(loss_curves(logs), out.losses)

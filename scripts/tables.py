@@ -14,7 +14,7 @@ slices = read_metric_tables(snakemake.input.slices)  # noqa: F821
 patients = read_metric_tables(snakemake.input.patients)  # noqa: F821
 for direction in ("mr2ct", "ct2mr"):
     table = summarize(slices, models, direction, patients)
-    write_direction_tables(table, direction, out[f"{direction}_csv"], out[f"{direction}_md"], out[f"{direction}_tex"])
+    write_direction_tables(table, direction, *(getattr(out, f"{direction}_{ext}") for ext in ("csv", "md", "tex")))
 significance = significance_table(slices, models, alpha=snakemake.params.alpha)  # noqa: F821
 write_text_atomic(out.significance_csv, significance.to_csv(index=False))
 write_text_atomic(out.significance_md, to_markdown(significance, snakemake.params.alpha))  # noqa: F821

@@ -82,3 +82,49 @@ def test_wrong_architecture_error_lists_keys_and_shapes(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         load_pretrained_generator(tmp_path / "absent.pth", TINY)
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """A local HTTP server over a folder: the real download code, no internet."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_fetch_zoo_weights_downloads_records_and_validates(http_dir, tmp_path):
+    from mrct.weights import fetch_zoo_weights
+
+    folder, base = http_dir
+    _, state = _official_state_dict(TINY)
+    torch.save(state, folder / "good.pth")
+    dest, lock = tmp_path / "pre/good.pth", tmp_path / "pre/good.lock"
+    fetch_zoo_weights(f"{base}/good.pth", dest, TINY, lock_file=lock, retries=1, timeout=10)
+    assert dest.is_file() and lock.is_file()
+    assert "good.pth" in lock.read_text()
+
+    (folder / "bad.pth").write_text("<html>rate limited</html>")
+    bad, bad_lock = tmp_path / "pre/bad.pth", tmp_path / "pre/bad.lock"
+    with pytest.raises(ValueError, match=r"bad.pth: expected a PyTorch state dict"):
+        fetch_zoo_weights(f"{base}/bad.pth", bad, TINY, lock_file=bad_lock, retries=1, timeout=10)
+    assert not bad_lock.exists()  # no digest of a bad file is kept as the reference
+    assert not bad.exists()
+
+
+def test_fetch_zoo_weights_offline_error_names_url_and_destination(tmp_path):
+    from mrct.download import DownloadError
+    from mrct.weights import fetch_zoo_weights
+
+    dest = tmp_path / "pre/horse2zebra.pth"
+    with pytest.raises(DownloadError, match=r"127\.0\.0\.1:9/horse2zebra.pth.*horse2zebra.pth"):
+        fetch_zoo_weights("http://127.0.0.1:9/horse2zebra.pth", dest, TINY, lock_file=tmp_path / "l", retries=1,
+                          timeout=2)

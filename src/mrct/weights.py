@@ -148,13 +148,15 @@ def fetch_zoo_weights(url: str, dest: str | Path, architecture: Mapping[str, int
     from mrct.download import download  # the data stage's verified, atomic downloader
 
     dest, lock_file = Path(dest), Path(lock_file)
-    had_lock = lock_file.exists()
+    had_lock, had_file = lock_file.exists(), dest.exists()
     download(url, dest, lock_file=lock_file, retries=retries, timeout=timeout)
     try:
         net = load_pretrained_generator(dest, architecture)
     except ValueError:
         if not had_lock:
             lock_file.unlink(missing_ok=True)
+        if not had_file:  # downloaded just now: remove it; a file placed by hand is left to its owner
+            dest.unlink(missing_ok=True)
         raise
     log.info("%s: valid zoo generator (%d parameters) from %s", dest, sum(p.numel() for p in net.parameters()), url)
     return dest

@@ -53,6 +53,12 @@ def get_raw_image(modality):
     return inner
 
 
+def get_bias_settings():
+    """Settings of the chosen bias-correction method only, so tuning N3 does not rerun N4."""
+    method = config["preprocess"]["bias_correction"]
+    return config["preprocess"].get(method, {})
+
+
 def get_slice_tables(wildcards):
     return expand("results/slices/{patient}/slices.csv", patient=get_patients())
 

@@ -1,4 +1,3 @@
-# make_demo_patient: see lead
 
 # Downloads run on the submitting host: cluster nodes often have no internet access.
 
@@ -78,3 +77,25 @@ rule unpack_dataset:
         region=config["dataset"]["synthrad2023"]["region"],
     script:
         "../scripts/unpack_dataset.py"
+
+
+# The embedded demo: one job per patient, made offline from nilearn's MNI152 template.
+rule make_demo_patient:
+    output:
+        mr="data/raw/demo/{patient}/mr.nii.gz",
+        ct="data/raw/demo/{patient}/ct.nii.gz",
+        bias_field="data/raw/demo/{patient}/true_bias_field.nii.gz",
+        transform="data/raw/demo/{patient}/true_mr_to_ct.tfm",
+        info="data/raw/demo/{patient}/synthetic.json",
+    log:
+        "logs/make_demo_patient/{patient}.log",
+    benchmark:
+        "benchmarks/out/make_demo_patient/{patient}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    params:
+        seed=config["seed"],
+        settings=config["dataset"]["demo"],
+    script:
+        "../scripts/make_demo_patient.py"

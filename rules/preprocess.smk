@@ -1,0 +1,65 @@
+# MR bias-field correction inside the MR head mask, then rigid MR -> CT registration.
+
+
+rule bias_correct:
+    input:
+        mr=get_raw_image("mr"),
+    output:
+        mr="results/preprocessed/{patient}/mr_biascorrected.nii.gz",
+        field="results/preprocessed/{patient}/bias_field.nii.gz",
+        mask="results/preprocessed/{patient}/mr_headmask.nii.gz",
+        qa=report(
+            "results/preprocessed/{patient}/bias_qa.png",
+            caption="../report/bias_qa.rst",
+            category="Preprocessing QA",
+            subcategory="Bias field",
+            labels={"patient": "{patient}"},
+        ),
+    log:
+        "logs/bias_correct/{patient}.log",
+    benchmark:
+        "benchmarks/out/bias_correct/{patient}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        method=config["preprocess"]["bias_correction"],
+        settings=lambda wildcards: get_bias_settings(),
+    script:
+        "../scripts/bias_correct.py"
+
+
+rule register:
+    input:
+        mr="results/preprocessed/{patient}/mr_biascorrected.nii.gz",
+        mr_mask="results/preprocessed/{patient}/mr_headmask.nii.gz",
+        ct=get_raw_image("ct"),
+    output:
+        mr="results/preprocessed/{patient}/mr.nii.gz",
+        ct="results/preprocessed/{patient}/ct.nii.gz",
+        mask="results/preprocessed/{patient}/mask.nii.gz",
+        transform="results/preprocessed/{patient}/mr_to_ct.tfm",
+        qa=report(
+            "results/preprocessed/{patient}/qa.png",
+            caption="../report/registration_qa.rst",
+            category="Preprocessing QA",
+            subcategory="Registration",
+            labels={"patient": "{patient}"},
+        ),
+    log:
+        "logs/register/{patient}.log",
+    benchmark:
+        "benchmarks/out/register/{patient}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        settings=config["preprocess"]["registration"],
+        head_threshold_hu=config["preprocess"]["head_threshold_hu"],
+        seed=config["seed"],
+    script:
+        "../scripts/register.py"

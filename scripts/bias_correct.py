@@ -1,0 +1,13 @@
+"""Entry point of rule bias_correct."""
+
+from mrct.preprocess.steps import bias_correct_files
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])
+bias_correct_files(
+    snakemake.input.mr,
+    dict(snakemake.output),
+    snakemake.params.method,
+    dict(snakemake.params.settings),
+    snakemake.wildcards.patient,
+)

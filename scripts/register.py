@@ -1,0 +1,19 @@
+"""Entry point of rule register."""
+
+import SimpleITK as sitk
+
+from mrct.preprocess.steps import register_files
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])
+sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(snakemake.threads)
+register_files(
+    snakemake.input.mr,
+    snakemake.input.mr_mask,
+    snakemake.input.ct,
+    dict(snakemake.output),
+    dict(snakemake.params.settings),
+    snakemake.params.head_threshold_hu,
+    snakemake.params.seed,
+    snakemake.wildcards.patient,
+)

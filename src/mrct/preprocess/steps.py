@@ -1,0 +1,50 @@
+"""File-level preprocessing steps, one per rule: read, compute, write atomically.
+
+Kept apart from the algorithms (bias, register, masks) so those stay pure functions on images,
+and so the steps can be run and tested without Snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+
+from mrct.preprocess.bias import correct_bias
+from mrct.preprocess.masks import ct_head_mask, mr_head_mask
+from mrct.preprocess.qa import bias_figure, registration_figure
+from mrct.preprocess.register import register, resample_to
+from mrct.atomic import atomic_path
+from mrct.volume_io import read_volume, write_volume
+
+log = logging.getLogger(__name__)
+
+
+def bias_correct_files(mr_path: str, out: dict[str, str], method: str, settings: dict[str, Any], patient: str) -> None:
+    mr = read_volume(mr_path, "mr")
+    mask = mr_head_mask(mr)
+    corrected, field = correct_bias(mr, mask, method, settings)
+    write_volume(corrected, out["mr"])
+    write_volume(field, out["field"])
+    write_volume(mask, out["mask"])
+    bias_figure(mr, corrected, field, mask, f"{patient}: bias correction ({method})", out["qa"])
+
+
+def register_files(mr_path: str, mr_mask_path: str, ct_path: str, out: dict[str, str],
+                   settings: dict[str, Any], head_threshold_hu: float, seed: int, patient: str) -> None:
+    ct = read_volume(ct_path, "ct")
+    mr = sitk.ReadImage(mr_path, sitk.sitkFloat32)
+    mr_mask = sitk.ReadImage(mr_mask_path, sitk.sitkUInt8)
+    ct_mask = ct_head_mask(ct, head_threshold_hu)
+    with tempfile.TemporaryDirectory() as workdir:
+        transform = register(ct, mr, ct_mask, mr_mask, settings, seed, Path(workdir))
+    mr_on_ct = resample_to(ct, mr, transform)
+    write_volume(mr_on_ct, out["mr"])
+    write_volume(ct, out["ct"])
+    write_volume(ct_mask, out["mask"])
+    with atomic_path(out["transform"]) as tmp:
+        sitk.WriteTransform(transform, str(tmp))
+    registration_figure(ct, mr_on_ct, ct_mask, f"{patient}: MR registered to CT ({settings['backend']})", out["qa"])

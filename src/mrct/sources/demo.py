@@ -1,0 +1,229 @@
+"""The embedded demo data set: synthetic MR/CT head pairs made from a real brain template.
+
+Anatomy comes from nilearn's MNI152 (2009a) template and its grey/white-matter maps, which ship
+inside the nilearn wheel, so the demo runs offline. The template is skull-stripped, so the head
+around the brain (outer CSF, skull with diploe, scalp) is modelled as shells at fixed distances
+from the brain surface. Every patient gets, from its own seed:
+
+- a smooth random deformation of the anatomy (B-spline, ``deformation_mm`` at most);
+- a CT in Hounsfield units from tissue fractions (partial volume kept);
+- a T1-like MR (template intensities in the brain, tissue model outside) with a smooth
+  multiplicative bias field and Rician noise;
+- a random rigid misalignment of the MR against the CT.
+
+The true bias field and the true MR->CT transform are written beside the volumes, so tests can
+check that bias correction and registration recover them. Everything is labelled synthetic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+from nilearn import datasets
+from scipy import ndimage
+
+from mrct.atomic import atomic_path, write_text_atomic
+
+# Hounsfield units of the modelled tissues (typical adult head CT values).
+CT_HU = {"air": -1000.0, "csf": 8.0, "grey": 40.0, "white": 28.0, "cortical_bone": 1400.0,
+         "diploe": 500.0, "scalp": 30.0}
+# T1-weighted MR intensities relative to white matter (air ~ 0, cortical bone dark, fatty
+# diploe and scalp bright); the brain itself keeps the template's own T1 intensities.
+MR_T1 = {"air": 0.0, "csf": 0.15, "cortical_bone": 0.05, "diploe": 0.7, "scalp": 0.8}
+# Shells around the brain surface, in mm: outer CSF, inner table, diploe, outer table, scalp.
+SHELLS_MM = {"csf": 2.0, "inner_table": 4.0, "diploe": 7.0, "outer_table": 9.0, "scalp": 15.0}
+MR_SCALE = 1000.0  # arbitrary scanner units for white matter
+
+
+def demo_patient_ids(n_patients: int) -> list[str]:
+    return [f"demo{index:03d}" for index in range(1, n_patients + 1)]
+
+
+@dataclass(frozen=True)
+class DemoPatientParameters:
+    """Everything random about one demo patient, drawn once from its seed."""
+
+    patient: str
+    rotation_deg: tuple[float, float, float]
+    translation_mm: tuple[float, float, float]
+    deformation_coefficients: tuple[float, ...]
+    bias_coefficients: tuple[float, ...]
+    noise_seed: int
+
+
+def draw_parameters(seed: int, patient: str, settings: dict[str, Any]) -> DemoPatientParameters:
+    """Draw one patient's parameters; separate from their application so any case is reproducible."""
+    index = int("".join(ch for ch in patient if ch.isdigit()) or 0)
+    rng = np.random.default_rng([seed, index])
+    rotation = rng.uniform(-1, 1, 3) * settings["max_rotation_deg"]
+    translation = rng.uniform(-1, 1, 3) * settings["max_shift_mm"]
+    deformation = rng.uniform(-1, 1, 3 * _DEFORMATION_GRID**3)
+    bias = rng.normal(size=len(_BIAS_FREQUENCIES) * 2)
+    return DemoPatientParameters(
+        patient=patient,
+        rotation_deg=tuple(float(v) for v in rotation),
+        translation_mm=tuple(float(v) for v in translation),
+        deformation_coefficients=tuple(float(v) for v in deformation),
+        bias_coefficients=tuple(float(v) for v in bias),
+        noise_seed=int(rng.integers(2**31)),
+    )
+
+
+_DEFORMATION_GRID = 4  # B-spline control points per axis (plus the order's border)
+# Low spatial frequencies (cycles per field of view) of the bias field: smooth, as in real coils.
+_BIAS_FREQUENCIES = [(0.5, 0, 0), (0, 0.5, 0), (0, 0, 0.5), (0.5, 0.5, 0), (0, 0.5, 0.5), (0.5, 0, 0.5)]
+
+
+def _to_sitk(image: nib.Nifti1Image) -> sitk.Image:
+    """NIfTI (RAS world, array x,y,z) -> SimpleITK (LPS world, array z,y,x)."""
+    affine = image.affine
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    ras_to_lps = np.diag([-1.0, -1.0, 1.0])  # ITK's world flips the x and y axes of NIfTI's
+    direction = ras_to_lps @ (affine[:3, :3] / spacing)
+    out = sitk.GetImageFromArray(np.asarray(image.get_fdata(), dtype=np.float32).transpose(2, 1, 0))
+    out.SetSpacing([float(s) for s in spacing])
+    out.SetOrigin([float(v) for v in ras_to_lps @ affine[:3, 3]])
+    out.SetDirection([float(v) for v in direction.ravel()])
+    return sitk.DICOMOrient(out, "LPS")
+
+
+def load_template(resolution_mm: int) -> dict[str, sitk.Image]:
+    """T1, grey- and white-matter probability and brain mask of the MNI152 template."""
+    return {
+        "t1": _to_sitk(datasets.load_mni152_template(resolution=resolution_mm)),
+        "grey": _to_sitk(datasets.load_mni152_gm_template(resolution=resolution_mm)),
+        "white": _to_sitk(datasets.load_mni152_wm_template(resolution=resolution_mm)),
+        "brain": _to_sitk(datasets.load_mni152_brain_mask(resolution=resolution_mm)),
+    }
+
+
+def _deform(template: dict[str, sitk.Image], params: DemoPatientParameters, max_mm: float) -> dict[str, sitk.Image]:
+    reference = template["brain"]
+    transform = sitk.BSplineTransformInitializer(reference, [_DEFORMATION_GRID - 3] * 3, order=3)
+    coefficients = np.asarray(params.deformation_coefficients)[: len(transform.GetParameters())]
+    transform.SetParameters(tuple(float(v) for v in coefficients * max_mm))
+    return {name: sitk.Resample(image, reference, transform, sitk.sitkLinear, 0.0) for name, image in template.items()}
+
+
+def _tissue_fractions(anatomy: dict[str, sitk.Image]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fractions per tissue (summing to 1 in each voxel) and the template T1 inside the brain."""
+    brain = sitk.GetArrayFromImage(anatomy["brain"]).clip(0, 1)
+    grey = sitk.GetArrayFromImage(anatomy["grey"]).clip(0, 1) * brain
+    white = sitk.GetArrayFromImage(anatomy["white"]).clip(0, 1) * brain
+    scale = np.sum(np.stack([grey, white]), axis=0)
+    over = scale > 1
+    grey[over] /= scale[over]
+    white[over] /= scale[over]
+    inner_csf = brain - grey - white
+    spacing = anatomy["brain"].GetSpacing()[::-1]
+    distance = ndimage.distance_transform_edt(brain < 0.5, sampling=spacing)
+    outside = 1.0 - brain
+
+    def shell(lo: float, hi: float) -> np.ndarray:
+        return ((distance > lo) & (distance <= hi)).astype(np.float64) * outside
+
+    fractions = {
+        "grey": grey,
+        "white": white,
+        "csf": inner_csf + shell(0, SHELLS_MM["csf"]) + (distance == 0) * outside,
+        "cortical_bone": shell(SHELLS_MM["csf"], SHELLS_MM["inner_table"])
+        + shell(SHELLS_MM["diploe"], SHELLS_MM["outer_table"]),
+        "diploe": shell(SHELLS_MM["inner_table"], SHELLS_MM["diploe"]),
+        "scalp": shell(SHELLS_MM["outer_table"], SHELLS_MM["scalp"]),
+    }
+    fractions["air"] = np.clip(1.0 - sum(fractions.values()), 0, 1)
+    # Smooth the shells a little so that tissue boundaries have partial volume, as in real scans.
+    for name in ("csf", "cortical_bone", "diploe", "scalp", "air"):
+        fractions[name] = ndimage.gaussian_filter(fractions[name], 0.5)
+    total = sum(fractions.values())
+    fractions = {name: f / total for name, f in fractions.items()}
+    t1 = sitk.GetArrayFromImage(anatomy["t1"])
+    return fractions, t1
+
+
+def _bias_field(reference: sitk.Image, params: DemoPatientParameters, amplitude: float) -> np.ndarray:
+    """Smooth multiplicative field with peak-to-peak ``amplitude`` around 1."""
+    shape = reference.GetSize()[::-1]
+    grids = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
+    coefficients = np.asarray(params.bias_coefficients).reshape(-1, 2)
+    log_field = np.zeros(shape)
+    for (fz, fy, fx), (a, b) in zip(_BIAS_FREQUENCIES, coefficients, strict=True):
+        phase = 2 * np.pi * (fz * grids[0] + fy * grids[1] + fx * grids[2])
+        log_field += a * np.cos(phase) + b * np.sin(phase)
+    log_field -= log_field.mean()
+    span = log_field.max() - log_field.min()
+    # exp keeps the field positive; scale so that max/min - 1 equals the requested amplitude.
+    log_field *= np.log1p(amplitude) / span if span > 0 else 0.0
+    return np.exp(log_field)
+
+
+def rigid_transform(params: DemoPatientParameters, center: tuple[float, float, float]) -> sitk.Euler3DTransform:
+    """The rigid transform that resamples the MR out of alignment (output point -> anatomy point)."""
+    transform = sitk.Euler3DTransform()
+    transform.SetCenter(center)
+    transform.SetRotation(*np.deg2rad(params.rotation_deg))
+    transform.SetTranslation(params.translation_mm)
+    return transform
+
+
+def make_patient(template: dict[str, sitk.Image], params: DemoPatientParameters, settings: dict[str, Any]) -> dict[str, Any]:
+    """Build one patient: CT (HU), MR (biased, noisy, misaligned), true bias field and transform."""
+    anatomy = _deform(template, params, settings["deformation_mm"])
+    fractions, t1 = _tissue_fractions(anatomy)
+    reference = anatomy["brain"]
+
+    ct = sum(CT_HU[name] * fractions[name] for name in fractions)
+    white_level = np.percentile(t1[fractions["white"] > 0.9], 50) if np.any(fractions["white"] > 0.9) else t1.max()
+    brain_t1 = t1 / max(white_level, 1e-6)
+    brain_fraction = fractions["grey"] + fractions["white"]
+    mr_clean = brain_fraction * brain_t1 + sum(MR_T1[name] * fractions[name] for name in MR_T1)
+    mr_clean *= MR_SCALE
+
+    ct_image = sitk.GetImageFromArray(ct.astype(np.float32))
+    ct_image.CopyInformation(reference)
+    mr_aligned = sitk.GetImageFromArray(mr_clean.astype(np.float32))
+    mr_aligned.CopyInformation(reference)
+
+    center = reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in reference.GetSize()])
+    misalign = rigid_transform(params, center)
+    mr_moved = sitk.Resample(mr_aligned, reference, misalign, sitk.sitkLinear, 0.0)
+
+    field = _bias_field(reference, params, settings["bias_amplitude"])
+    rng = np.random.default_rng(params.noise_seed)
+    sigma = settings["noise_fraction"] * MR_SCALE
+    signal = sitk.GetArrayFromImage(mr_moved) * field
+    # Rician noise: magnitude of a complex signal with Gaussian noise in both channels.
+    mr = np.sqrt((signal + rng.normal(0, sigma, signal.shape)) ** 2 + rng.normal(0, sigma, signal.shape) ** 2)
+
+    mr_image = sitk.GetImageFromArray(mr.astype(np.float32))
+    mr_image.CopyInformation(reference)
+    field_image = sitk.GetImageFromArray(field.astype(np.float32))
+    field_image.CopyInformation(reference)
+    # Registration maps fixed (CT) points to moving (MR) points; the MR was made by sampling the
+    # anatomy at misalign(y), so the transform that registration must find is its inverse.
+    return {"mr": mr_image, "ct": ct_image, "bias_field": field_image, "mr_to_ct": misalign.GetInverse()}
+
+
+def write_patient(patient: dict[str, Any], params: DemoPatientParameters, settings: dict[str, Any], out: dict[str, str]) -> None:
+    """Write the volumes, the true field and transform, and a JSON record labelled synthetic."""
+    for key in ("mr", "ct", "bias_field"):
+        with atomic_path(out[key]) as tmp:
+            sitk.WriteImage(patient[key], str(tmp), useCompression=True)
+    with atomic_path(out["transform"]) as tmp:
+        sitk.WriteTransform(patient["mr_to_ct"], str(tmp))
+    record = {"synthetic": True, "source": "mrct demo (nilearn MNI152 2009a template)",
+              "settings": settings, "parameters": {k: v for k, v in asdict(params).items()
+                                                   if k not in ("deformation_coefficients", "bias_coefficients")}}
+    write_text_atomic(out["info"], json.dumps(record, indent=2))
+
+
+def make_demo_patient(seed: int, patient: str, settings: dict[str, Any], out: dict[str, str]) -> None:
+    params = draw_parameters(seed, patient, settings)
+    template = load_template(settings["resolution_mm"])
+    write_patient(make_patient(template, params, settings), params, settings, out)

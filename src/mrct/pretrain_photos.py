@@ -109,7 +109,15 @@ def _to_net(images01: torch.Tensor) -> torch.Tensor:
 
 def pretrain(s: PretrainSettings) -> tuple[ResnetGenerator, list[float]]:
     """Train a generator on the restoration task; deterministic for a given seed on CPU."""
+    previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
+    try:
+        return _pretrain(s)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _pretrain(s: PretrainSettings) -> tuple[ResnetGenerator, list[float]]:
     gen = torch.Generator().manual_seed(s.seed)
     net = init_weights(ResnetGenerator(ngf=s.ngf, n_blocks=s.n_blocks), generator=gen).train()
     photos = load_photos()

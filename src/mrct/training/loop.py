@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +116,51 @@ def train_model(
     if is_zoo_model(s.model) and (s.ngf, s.n_blocks) != (64, 9):
         raise ValueError(f"model {s.model}: zoo models use ngf 64 and 9 blocks, got {s.ngf}, {s.n_blocks}")
     device = resolve_device(s.device)
-    if device.type == "cpu":
-        # Bit-for-bit repeatable on CPU; on CUDA some kernels (reflection-pad backward) have no
-        # deterministic version, so there the run is seeded but not bit-exact.
-        torch.use_deterministic_algorithms(True)
-    label = model_label(s.model)
-    log.info("training %s on %s: %s", label, device, s)
+    previous = torch.are_deterministic_algorithms_enabled()
+    # Bit-for-bit repeatable on CPU; on CUDA some kernels (reflection-pad backward) have no
+    # deterministic version, so there the run is seeded but not bit-exact. The global flag is
+    # restored afterwards so that callers (and other tests in the same process) are unaffected.
+    torch.use_deterministic_algorithms(device.type == "cpu")
+    try:
+        return _train(s, device, manifest, pretrained, out_dir, checkpoint_path, root, on_epoch_end)
+    finally:
+        torch.use_deterministic_algorithms(previous)
 
-    data = load_split(read_manifest(manifest), "train", root)
-    s.check_image_size(data.size)
-    fingerprint = s.fingerprint(data=_data_digest(data), pretrained=_file_digest(pretrained))
+
+@dataclass
+class RunState:
+    """Everything that evolves during training, with one state_dict for the checkpoint."""
+
+    nets: CycleGANNets
+    opt: Optimisers
+    schedulers: list[torch.optim.lr_scheduler.LambdaLR]
+    pools: tuple[ImagePool, ImagePool]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nets": {name: net.state_dict() for name, net in self.nets.items()},
+            "opt_g": self.opt.generators.state_dict(),
+            "opt_d": self.opt.discriminators.state_dict(),
+            "scaler": self.opt.scaler.state_dict(),
+            "schedulers": [sched.state_dict() for sched in self.schedulers],
+            "pools": [pool.state_dict() for pool in self.pools],
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        for name, net in self.nets.items():
+            net.load_state_dict(state["nets"][name])
+        self.opt.generators.load_state_dict(state["opt_g"])
+        self.opt.discriminators.load_state_dict(state["opt_d"])
+        self.opt.scaler.load_state_dict(state["scaler"])
+        for sched, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
+            sched.load_state_dict(sched_state)
+        for pool, pool_state in zip(self.pools, state["pools"], strict=True):
+            pool.load_state_dict(pool_state, device)
+        set_rng_state(state["rng"])
+
+
+def _start(s: TrainSettings, pretrained: str | Path | None, device: torch.device) -> RunState:
     nets = build_networks(s, pretrained)
     memory = torch.channels_last if s.channels_last else torch.contiguous_format
     for _, net in nets.items():
@@ -134,64 +170,56 @@ def train_model(
         torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(e, s.n_epochs, s.n_epochs_decay))
         for o in (opt.generators, opt.discriminators)
     ]
-    pools = (ImagePool(s.pool_size, s.seed + 1), ImagePool(s.pool_size, s.seed + 2))
-    rows: list[dict[str, float]] = []
-    start = 0
+    return RunState(nets, opt, schedulers, (ImagePool(s.pool_size, s.seed + 1), ImagePool(s.pool_size, s.seed + 2)))
 
+
+def _run_epoch(run: RunState, data: SliceSet, epoch: int, s: TrainSettings, device: torch.device) -> dict[str, float]:
+    """One pass over the train split; returns the epoch's log row (mean losses, lr, seconds)."""
+    tic = time.perf_counter()
+    lr = run.opt.generators.param_groups[0]["lr"]
+    memory = torch.channels_last if s.channels_last else torch.contiguous_format
+    count = n_batches(data, s.batch_size)
+    sums: dict[str, float] = {}
+    batches = epoch_batches(data, epoch, s.seed, s.batch_size, s.lambda_paired > 0, s.load_factor, s.flip)
+    desc = f"{s.model} epoch {epoch + 1}/{s.total_epochs}"
+    for mr, ct in tqdm(batches, total=count, desc=desc, mininterval=5.0, ascii=True):
+        mr, ct = (t.to(device, non_blocking=True).contiguous(memory_format=memory) for t in (mr, ct))
+        for key, value in train_step(run.nets, run.opt, run.pools, mr, ct, s, device).items():
+            sums[key] = sums.get(key, 0.0) + value
+    for sched in run.schedulers:
+        sched.step()
+    return {"epoch": epoch + 1, **{f"loss_{k}": v / count for k, v in sums.items()}, "lr": lr,
+            "seconds": time.perf_counter() - tic}
+
+
+def _train(s: TrainSettings, device: torch.device, manifest: str | Path, pretrained: str | Path | None,
+           out_dir: Path, checkpoint_path: str | Path, root: str | Path,
+           on_epoch_end: Callable[[int], None] | None) -> pd.DataFrame:
+    label = model_label(s.model)
+    log.info("training %s on %s: %s", label, device, s)
+    data = load_split(read_manifest(manifest), "train", root)
+    s.check_image_size(data.size)
+    fingerprint = s.fingerprint(data=_data_digest(data), pretrained=_file_digest(pretrained))
+    run = _start(s, pretrained, device)
+    rows: list[dict[str, float]] = []
     state = load_checkpoint(checkpoint_path, fingerprint)
     if state is not None:
-        for name, net in nets.items():
-            net.load_state_dict(state["nets"][name])
-        opt.generators.load_state_dict(state["opt_g"])
-        opt.discriminators.load_state_dict(state["opt_d"])
-        opt.scaler.load_state_dict(state["scaler"])
-        for sched, sched_state in zip(schedulers, state["schedulers"], strict=True):
-            sched.load_state_dict(sched_state)
-        for pool, pool_state in zip(pools, state["pools"], strict=True):
-            pool.load_state_dict(pool_state, device)
-        set_rng_state(state["rng"])
-        rows, start = list(state["rows"]), int(state["epoch"])
-        log.info("resumed from %s after epoch %d of %d", checkpoint_path, start, s.total_epochs)
+        run.load_state_dict(state, device)
+        rows = list(state["rows"])
+        log.info("resumed from %s after epoch %d of %d", checkpoint_path, len(rows), s.total_epochs)
 
-    for epoch in range(start, s.total_epochs):
-        tic = time.perf_counter()
-        lr = opt.generators.param_groups[0]["lr"]
-        sums: dict[str, float] = {}
-        batches = epoch_batches(data, epoch, s.seed, s.batch_size, s.lambda_paired > 0, s.load_factor, s.flip)
-        bar = tqdm(batches, total=n_batches(data, s.batch_size), desc=f"{s.model} epoch {epoch + 1}/{s.total_epochs}",
-                   mininterval=5.0, ascii=True)
-        for mr, ct in bar:
-            mr, ct = (t.to(device, non_blocking=True).contiguous(memory_format=memory) for t in (mr, ct))
-            losses = train_step(nets, opt, pools, mr, ct, s, device)
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-        for sched in schedulers:
-            sched.step()
-        count = n_batches(data, s.batch_size)
-        row = {"epoch": epoch + 1, **{f"loss_{k}": v / count for k, v in sums.items()}, "lr": lr,
-               "seconds": time.perf_counter() - tic}
-        rows.append(row)
+    for epoch in range(len(rows), s.total_epochs):
+        rows.append(_run_epoch(run, data, epoch, s, device))
         log.info("epoch %d/%d: %s", epoch + 1, s.total_epochs,
-                 ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        done = epoch + 1
-        if done % s.checkpoint_every == 0 or done == s.total_epochs:
-            save_checkpoint(checkpoint_path, {
-                "fingerprint": fingerprint,
-                "epoch": done,
-                "nets": {name: net.state_dict() for name, net in nets.items()},
-                "opt_g": opt.generators.state_dict(),
-                "opt_d": opt.discriminators.state_dict(),
-                "scaler": opt.scaler.state_dict(),
-                "schedulers": [sched.state_dict() for sched in schedulers],
-                "pools": [pool.state_dict() for pool in pools],
-                "rng": rng_state(),
-                "rows": rows,
-            })
+                 ", ".join(f"{k}={v:.4g}" for k, v in rows[-1].items() if k != "epoch"))
+        if len(rows) % s.checkpoint_every == 0 or len(rows) == s.total_epochs:
+            save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "epoch": len(rows), "rows": rows,
+                                              **run.state_dict()})
         if on_epoch_end is not None:
-            on_epoch_end(done)
+            on_epoch_end(len(rows))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for direction, net in (("mr2ct", nets.g_mr2ct), ("ct2mr", nets.g_ct2mr)):
+    for direction, net in (("mr2ct", run.nets.g_mr2ct), ("ct2mr", run.nets.g_ct2mr)):
         with atomic_path(out_dir / f"G_{direction}.pth") as tmp:
             torch.save(_generator_payload(net, s, direction, label, data.size), tmp)
     table = pd.DataFrame(rows)

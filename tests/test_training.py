@@ -181,6 +181,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tiny):
     pd.testing.assert_frame_equal(straight[cols], resumed[cols])
     on_disk = pd.read_csv(root / "resumed/train_log.csv")
     assert list(on_disk["epoch"]) == [1, 2]
+    assert set(on_disk["start"]) == {"skimage_photos (locally pretrained on scikit-image photos, not a zoo model)"}
 
 
 def test_checkpoint_of_other_settings_is_discarded(tiny, caplog):

@@ -222,7 +222,8 @@ def _train(s: TrainSettings, device: torch.device, manifest: str | Path, pretrai
     for direction, net in (("mr2ct", run.nets.g_mr2ct), ("ct2mr", run.nets.g_ct2mr)):
         with atomic_path(out_dir / f"G_{direction}.pth") as tmp:
             torch.save(_generator_payload(net, s, direction, label, data.size), tmp)
-    table = pd.DataFrame(rows)
+    # Every output names where the model started: zoo category, local photos, or random init.
+    table = pd.DataFrame(rows).assign(model=s.model, start=label)
     write_text_atomic(out_dir / "train_log.csv", table.to_csv(index=False))
     log.info("wrote %s/G_mr2ct.pth, G_ct2mr.pth and train_log.csv", out_dir)
     # The finished run needs no resume state; a zoo-sized checkpoint is ~0.4 GB per model.

@@ -222,3 +222,23 @@ def test_scratch_refuses_pretrained_weights(tiny):
     s = TrainSettings(**{**TINY, "model": "scratch"})
     with pytest.raises(ValueError, match="scratch"):
         train_model(s, manifest, pretrained, root / "x", root / "x/ckpt.pt", root=root)
+
+
+def test_photo_pretraining_is_deterministic_labelled_and_loads_as_a_start(tmp_path):
+    from mrct.pretrain_photos import LABEL, PretrainSettings, load_photos, pretrain_to_file
+    from mrct.weights import load_pretrained_generator
+
+    photos = load_photos()
+    assert len(photos) >= 10 and all(p.min() >= 0 and p.max() <= 1 for p in photos)
+    s = PretrainSettings(ngf=4, n_blocks=1, iterations=3, crop_size=16, batch_size=2, lr=1e-3, seed=5)
+    losses_a = pretrain_to_file(s, tmp_path / "a.pth")
+    losses_b = pretrain_to_file(s, tmp_path / "b.pth")
+    assert losses_a == losses_b
+    a = torch.load(tmp_path / "a.pth", weights_only=True)
+    b = torch.load(tmp_path / "b.pth", weights_only=True)
+    assert a["source"] == LABEL and "not a zoo model" in LABEL
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    start = init_weights(ResnetGenerator(ngf=4, n_blocks=1), generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(start.model[1].weight, a["state_dict"]["model.1.weight"])  # it trained
+    net = load_pretrained_generator(tmp_path / "a.pth", {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_blocks": 1})
+    assert torch.equal(net.model[1].weight, a["state_dict"]["model.1.weight"])

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
 MIN_JOB_AGE = 300
 FIRST_STATUS_CHECK_S = 3
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
+# "Job 3 has been submitted with SLURM jobid 7 (log: .../slurm_logs/rule_train/scratch/7.log)."
+# (group jobs have a uuid instead of a number, and a group_<name>_... log folder)
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 log = logging.getLogger(__name__)
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -124,8 +126,8 @@ def run_snakemake(cluster, workdir: Path, *args: str, snakefile: Path | None = N
     result = subprocess.run(cmd, cwd=ROOT, env=cluster.env, capture_output=True, text=True,
                             timeout=timeout)
     output = result.stdout + result.stderr
-    for job, slurm_id in SUBMITTED.findall(output):
-        log.info("snakemake job %s -> sbatch job %s", job, slurm_id)
+    for job, slurm_id, slurm_log in SUBMITTED.findall(output):
+        log.info("snakemake job %s -> sbatch job %s (%s)", job, slurm_id, slurm_log)
     if result.returncode != 0:
         slurm_logs = "\n".join(
             f"--- {p}\n{p.read_text()[-2000:]}"
@@ -136,8 +138,12 @@ def run_snakemake(cluster, workdir: Path, *args: str, snakefile: Path | None = N
     return result
 
 
-def submitted_jobs(result: subprocess.CompletedProcess) -> list[str]:
-    return [slurm_id for _, slurm_id in SUBMITTED.findall(result.stdout + result.stderr)]
+def submitted_jobs(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """SLURM job id -> what it ran: "rule_<name>" or "group_<name>_..." (its log folder)."""
+    return {
+        slurm_id: Path(slurm_log).parts[Path(slurm_log).parts.index("slurm_logs") + 1]
+        for _, slurm_id, slurm_log in SUBMITTED.findall(result.stdout + result.stderr)
+    }
 
 
 def job_table(cluster) -> dict[str, dict[str, str]]:
@@ -161,33 +167,30 @@ def assert_completed(cluster, slurm_ids: list[str]) -> dict[str, dict[str, str]]
     return table
 
 
-def test_profile_runs_a_gpu_job_through_sbatch(slurm_cluster, tmp_path: Path) -> None:
-    """A small workflow of our own: a CPU job, then a GPU job in the profile's GPU partition."""
-    partitions, _, _ = profile_partitions_and_sizes()
-    snakefile = tmp_path / "Snakefile"
-    snakefile.write_text(
-        "rule all:\n    input: 'b.txt'\n"
-        "rule a:\n    output: 'a.txt'\n    shell: 'hostname > {output}'\n"
-        f"rule b:\n    input: 'a.txt'\n    output: 'b.txt'\n"
-        f"    resources: gpu=1, slurm_partition='{partitions[-1]}'\n"
-        "    shell: 'hostname > {output}'\n"
-    )
-    result = run_snakemake(slurm_cluster, tmp_path, snakefile=snakefile)
-    ids = submitted_jobs(result)
-    assert len(ids) == 2, result.stderr[-3000:]
-    table = assert_completed(slurm_cluster, ids)
-    assert (tmp_path / "a.txt").read_text().strip() and (tmp_path / "b.txt").exists()
-    cpu_job, gpu_job = table[ids[0]], table[ids[1]]
-    assert cpu_job["Partition"] == partitions[0] and "gpu" not in cpu_job["tres-per-job"]
-    assert gpu_job["Partition"] == partitions[-1] and "gpu:1" in gpu_job["tres-per-job"]
-
-
 def test_tiny_workflow_through_the_slurm_profile(slurm_cluster, tiny_workdir_for_slurm) -> None:
-    """The real workflow on the tiny config: data stage and, once it exists, training."""
+    """The real workflow on the tiny config, through training: every job via sbatch.
+
+    Checks what the profile promises: per-patient preprocessing as one group job each in
+    the default partition, training in the GPU partition with one GPU, all COMPLETED.
+    """
     workdir, targets = tiny_workdir_for_slurm
     result = run_snakemake(slurm_cluster, workdir, *targets, timeout=1200)
-    ids = submitted_jobs(result)
-    assert ids, "no job was submitted with sbatch"
-    assert_completed(slurm_cluster, ids)
+    jobs = submitted_jobs(result)
+    log.info("sbatch jobs: %s", jobs)
+    assert jobs, "no job was submitted with sbatch"
+    table = assert_completed(slurm_cluster, list(jobs))
     for target in targets:
         assert (workdir / target).exists(), target
+
+    profile = profile_settings()
+    default_partition = profile["default-resources"]["slurm_partition"]
+    groups = [i for i, what in jobs.items() if what.startswith("group_preprocess")]
+    demo = yaml.safe_load((workdir / "config.yaml").read_text())["dataset"]["demo"]
+    assert len(groups) == demo["n_patients"], jobs
+    assert {table[i]["Partition"] for i in groups} == {default_partition}
+    train = [i for i, what in jobs.items() if what == "rule_train"]
+    if train:
+        (job,) = train
+        assert table[job]["Partition"] == profile["set-resources"]["train"]["slurm_partition"]
+        assert "gpu:1" in table[job]["tres-per-job"], table[job]
+        assert (workdir / "results/models/scratch/train_log.csv").exists()

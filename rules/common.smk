@@ -38,7 +38,9 @@ def get_patients():
     if DATASET == "local":
         return _first(local_source.find_patients(config["dataset"]["path"]))
     archive = checkpoints.download_dataset.get().output.archive
-    return _first(synthrad_patient_ids(archive, config["dataset"]["synthrad2023"]["region"]))
+    return _first(
+        synthrad_patient_ids(archive, config["dataset"]["synthrad2023"]["region"])
+    )
 
 
 def get_raw_image(modality):
@@ -113,9 +115,21 @@ def get_metric_tables(wildcards):
 def get_final_output():
     return [
         "results/slices/manifest.csv",
-        *expand("results/models/{model}/G_{direction}.pth", model=MODELS, direction=DIRECTIONS),
-        *expand("results/predictions/{model}/{direction}", model=MODELS, direction=DIRECTIONS),
-        *expand("results/tables/metrics_{direction}.{ext}", direction=DIRECTIONS, ext=["csv", "md", "tex"]),
+        *expand(
+            "results/models/{model}/G_{direction}.pth",
+            model=MODELS,
+            direction=DIRECTIONS,
+        ),
+        *expand(
+            "results/predictions/{model}/{direction}",
+            model=MODELS,
+            direction=DIRECTIONS,
+        ),
+        *expand(
+            "results/tables/metrics_{direction}.{ext}",
+            direction=DIRECTIONS,
+            ext=["csv", "md", "tex"],
+        ),
         "results/latent/separability.csv",
         "results/report.html",
     ]
@@ -129,7 +143,9 @@ def get_patient_metric_tables(wildcards):
 
 
 def get_prediction_dirs(wildcards):
-    return expand("results/predictions/{model}/{direction}", model=MODELS, direction=DIRECTIONS)
+    return expand(
+        "results/predictions/{model}/{direction}", model=MODELS, direction=DIRECTIONS
+    )
 
 
 def get_train_logs(wildcards):
@@ -145,4 +161,6 @@ def get_latent_separability(wildcards):
 
 
 def get_latent_plots(wildcards):
-    return expand("results/latent/{model}_{method}.png", model=MODELS, method=["tsne", "umap"])
+    return expand(
+        "results/latent/{model}_{method}.png", model=MODELS, method=["tsne", "umap"]
+    )

@@ -1,4 +1,3 @@
-
 # Downloads run on the submitting host: cluster nodes often have no internet access.
 
 

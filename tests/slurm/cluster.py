@@ -149,10 +149,16 @@ def _wait(predicate, timeout_s: float, what: str, root: Path) -> None:
     raise TimeoutError(f"{root}: {what} not reached within {timeout_s} s\n{logs}")
 
 
+MARKER = ".mrct-test-cluster"
+
+
 def _link_default_conf(conf: Path) -> None:
     """Point /etc/slurm/slurm.conf at ``conf``; never replace a real cluster's config."""
-    if DEFAULT_CONF.is_symlink() and not DEFAULT_CONF.exists():
-        DEFAULT_CONF.unlink()  # left behind by a run that was killed
+    (conf.parent / MARKER).touch()
+    if DEFAULT_CONF.is_symlink() and (
+        not DEFAULT_CONF.exists() or (DEFAULT_CONF.resolve().parent / MARKER).exists()
+    ):
+        DEFAULT_CONF.unlink()  # left behind by a test run that was killed
     if DEFAULT_CONF.exists() or DEFAULT_CONF.is_symlink():
         raise FileExistsError(
             f"{DEFAULT_CONF}: expected no SLURM config on this machine (the test cluster links "

@@ -111,7 +111,8 @@ def main() -> int:
         precision = "fp32" if result["autocast"] == "none" else result["autocast"]
         layout = " channels_last" if result["channels_last"] else ""
         print(f"{result['name']:<18} {result['device']:<4} {precision}{layout:<14} "
-              f"{result['it_per_s']:8.2f} it/s  {result['images_per_s']:8.2f} images/s  "
+              f"{result['it_per_s']:9.4g} it/s ({1 / result['it_per_s']:8.3g} s/step)  "
+              f"{result['images_per_s']:9.4g} images/s  "
               f"peak {result['peak']:8.0f} {result['peak_kind']}  ({result['threads']} threads)", flush=True)
     for result in results:
         if result["name"].startswith("zoo"):
@@ -119,7 +120,7 @@ def main() -> int:
             precision = "fp32" if result["autocast"] == "none" else result["autocast"]
             layout = " channels_last" if result["channels_last"] else ""
             print(f"projected study-scale run (200 epochs x 260 slices / batch 2 = {STUDY_STEPS} steps) on "
-                  f"{result['device']} {precision}{layout}: {minutes:.1f} min")
+                  f"{result['device']} {precision}{layout}: {minutes:,.1f} min ({minutes / 60:,.1f} h)")
     return 0
 
 

@@ -1,6 +1,12 @@
 # Report stage: figures and the single self-contained HTML report.
 
 
+# The report is quick and only reads files: on a cluster it runs on the submitting host
+# instead of waiting in the queue (see profiles/slurm).
+localrules:
+    report,
+
+
 rule figures:
     input:
         manifest="results/slices/manifest.csv",

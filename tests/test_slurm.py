@@ -167,7 +167,22 @@ def assert_completed(cluster, slurm_ids: list[str]) -> dict[str, dict[str, str]]
     return table
 
 
-def test_tiny_workflow_through_the_slurm_profile(slurm_cluster, tiny_workdir_for_slurm) -> None:
+def report_to_terminal(request: pytest.FixtureRequest, lines: list[str]) -> None:
+    """Show the sbatch jobs in the plain `pytest` output too, as the evidence CI keeps."""
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+    for line in lines:
+        log.info(line)
+        if reporter is not None and capture is not None:
+            # Output capture is on during a test; the lines must reach the real terminal.
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+
+
+def test_tiny_workflow_through_the_slurm_profile(
+    slurm_cluster, tiny_workdir_for_slurm, request: pytest.FixtureRequest
+) -> None:
     """The real workflow on the tiny config, through training: every job via sbatch.
 
     Checks what the profile promises: per-patient preprocessing as one group job each in
@@ -179,6 +194,11 @@ def test_tiny_workflow_through_the_slurm_profile(slurm_cluster, tiny_workdir_for
     log.info("sbatch jobs: %s", jobs)
     assert jobs, "no job was submitted with sbatch"
     table = assert_completed(slurm_cluster, list(jobs))
+    report_to_terminal(request, [""] + [
+        f"SLURM sbatch job {i}: {what}, partition {table[i]['Partition']}, "
+        f"tres {table[i]['tres-per-job']}, {table[i]['State']}"
+        for i, what in jobs.items()
+    ])
     for target in targets:
         assert (workdir / target).exists(), target
 

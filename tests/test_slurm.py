@@ -88,6 +88,29 @@ def slurm_cluster(tmp_path_factory):
     cluster.stop()
 
 
+def gpu_rules() -> set[str]:
+    """Rules that declare a gpu resource (``gpu=1`` under ``resources:``) in rules/*.smk."""
+    found = set()
+    for smk in (ROOT / "rules").glob("*.smk"):
+        for block in re.split(r"^(?=rule |checkpoint )", smk.read_text(), flags=re.MULTILINE):
+            name = re.match(r"(?:rule|checkpoint) (\w+):", block)
+            if name and re.search(r"^\s+gpu=\d+", block, re.MULTILINE):
+                found.add(name.group(1))
+    return found
+
+
+def test_every_gpu_rule_is_sent_to_the_gpu_partition() -> None:
+    """A GPU job left in the default (CPU) partition would wait forever for a GPU there."""
+    profile = profile_settings()
+    default = profile["default-resources"]["slurm_partition"]
+    rules = gpu_rules()
+    assert {"train", "predict"} <= rules, rules
+    for rule in rules:
+        settings = profile["set-resources"].get(rule, {})
+        assert settings.get("slurm_partition", default) != default, f"{rule}: no GPU partition"
+        assert settings.get("gpu") == 1 or "gpu" in str(settings.get("gres", "")), rule
+
+
 @pytest.fixture
 def tiny_workdir_for_slurm(tmp_path: Path) -> tuple[Path, list[str]]:
     """A workdir with the tiny config, and the furthest target the workflow can build yet."""

@@ -117,9 +117,7 @@ def tiny_workdir_for_slurm(tmp_path: Path) -> tuple[Path, list[str]]:
     # Two patients (the fewest a split allows): one trains, one is tested.
     config = tw.tiny_config(dataset={"demo": {"n_patients": 2}})
     workdir = tw.write_workdir(tmp_path / "work", config)
-    rules = tw.available_rules(workdir)
-    if rules is None:
-        tw.snakemake(workdir, "--list-rules")  # fails with Snakemake's own error
+    rules = tw.available_rules(workdir) or set()
     if "train" in rules:
         return workdir, ["results/models/scratch/G_mr2ct.pth"]
     if "split" in rules:

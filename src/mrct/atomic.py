@@ -28,6 +28,10 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
         suffix = "".join(target.suffixes)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(handle)
+    # mkstemp creates files readable by the owner only; give outputs the usual umask-based mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
     tmp = Path(tmp_name)
     try:
         yield tmp

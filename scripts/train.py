@@ -8,7 +8,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from mrct.training import TrainSettings, train_model  # noqa: E402
+from mrct.training.loop import train_model  # noqa: E402
+from mrct.training.settings import TrainSettings  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 train_config = snakemake.config["train"]  # noqa: F821

@@ -11,7 +11,8 @@ from tiny_slices import write_tiny_dataset
 
 from mrct.manifest import read_manifest
 from mrct.networks import ResnetGenerator, init_weights, load_trained_generator
-from mrct.training import TrainSettings, settings_from_config, train_model
+from mrct.training.loop import train_model
+from mrct.training.settings import TrainSettings, settings_from_config
 from mrct.training.build import build_networks
 from mrct.training.data import epoch_batches, load_split
 from mrct.training.loop import lr_factor, make_optimisers

@@ -25,7 +25,6 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
-from nilearn import datasets
 from scipy import ndimage
 
 from mrct.atomic import atomic_path, write_text_atomic
@@ -95,6 +94,10 @@ def _to_sitk(image: nib.Nifti1Image) -> sitk.Image:
 
 def load_template(resolution_mm: int) -> dict[str, sitk.Image]:
     """T1, grey- and white-matter probability and brain mask of the MNI152 template."""
+    # Imported here: rules/common.smk imports this module for demo_patient_ids while Snakemake
+    # builds the DAG, and nilearn (with scikit-learn) takes seconds to import.
+    from nilearn import datasets
+
     return {
         "t1": _to_sitk(datasets.load_mni152_template(resolution=resolution_mm)),
         "grey": _to_sitk(datasets.load_mni152_gm_template(resolution=resolution_mm)),

@@ -1,6 +1,6 @@
-"""CycleGAN fine-tuning: settings, data, image pool, losses and step, checkpoint, epoch loop."""
+"""CycleGAN fine-tuning: settings, data, image pool, losses and step, checkpoint, epoch loop.
 
-from mrct.training.loop import train_model
-from mrct.training.settings import TrainSettings, settings_from_config
-
-__all__ = ["TrainSettings", "settings_from_config", "train_model"]
+The package itself imports nothing: ``rules/common.smk`` reads ``mrct.training.settings`` while
+Snakemake builds the DAG, and importing the loop here would load torch on every Snakemake call.
+Import from the submodules (``mrct.training.loop``, ``mrct.training.settings``).
+"""

@@ -1,0 +1,97 @@
+"""The whole workflow, end to end, as the README's demo command runs it, on a tiny config.
+
+One real ``snakemake --cores 2`` run through ``rule all`` (demo data, preprocessing, slices,
+split, local photo pretraining, training of scratch and a pretrained model, predictions,
+metrics, tables, latent space, figures, report). The report is then read as a browser would:
+every section present, every image inline, nothing fetched from the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mrct.report import SECTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["scratch", "skimage_photos"]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "slurm" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tw = _load("tiny_workflow")
+pytestmark = pytest.mark.slow  # one full pipeline run, about a minute on 2 cores
+
+
+class PageReader(HTMLParser):
+    """Sections, image sources and every URL-valued attribute of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str | None] = []
+        self.images: list[str] = []
+        self.urls: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.sections.append(values.get("id"))
+        if tag == "img":
+            self.images.append(values.get("src") or "")
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "data", "action")]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = tw.tiny_config(models=MODELS, slices={"size": 48})
+    workdir = tw.write_workdir(tmp_path_factory.mktemp("demo"), config)
+    tw.snakemake(workdir, "--cores", "2", timeout=900)
+    return workdir
+
+
+def test_report_has_every_section_with_inline_images_only(finished_run: Path) -> None:
+    page = (finished_run / "results" / "report.html").read_text()
+    reader = PageReader()
+    reader.feed(page)
+    assert reader.sections == list(SECTIONS)
+    # Preprocessing QA (2 per patient), translation grids, distributions, losses, latent plots.
+    assert len(reader.images) >= 10
+    assert all(src.startswith("data:image/png;base64,") for src in reader.images)
+    assert all(url.startswith(("data:", "#")) for url in reader.urls), reader.urls
+    assert not reader.tags & {"script", "link", "iframe", "object", "embed"}
+    assert "SYNTHETIC" in page
+    for model in MODELS:
+        assert model in page
+
+
+def test_tables_hold_every_model_in_both_directions(finished_run: Path) -> None:
+    for direction in ("mr2ct", "ct2mr"):
+        table = pd.read_csv(finished_run / "results" / "tables" / f"metrics_{direction}.csv")
+        assert list(table["model"]) == MODELS
+        # Averages exist for every metric; an STD over a single test patient is NaN, not 0.
+        assert table.filter(regex="_avg$").notna().all().all()
+    separability = pd.read_csv(finished_run / "results" / "latent" / "separability.csv")
+    assert set(separability["model"]) == set(MODELS)
+
+
+def test_every_test_slice_is_predicted_in_both_directions(finished_run: Path) -> None:
+    manifest = pd.read_csv(finished_run / "results" / "slices" / "manifest.csv")
+    test = manifest[manifest["split"] == "test"]
+    assert len(test) > 0 and set(test["patient"]).isdisjoint(manifest.loc[manifest["split"] == "train", "patient"])
+    for model in MODELS:
+        for direction, column in (("mr2ct", "ct_png"), ("ct2mr", "mr_png")):
+            folder = finished_run / "results" / "predictions" / model / direction
+            assert sorted(p.name for p in folder.glob("*.png")) == sorted(Path(p).name for p in test[column])

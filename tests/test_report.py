@@ -93,7 +93,7 @@ def test_figure_slices_are_fixed_and_from_the_test_split(project):
 def test_report_is_self_contained_with_every_section(project, tmp_path):
     target = tmp_path / "out" / "report.html"
     write_report(project, target)
-    page = target.read_text()
+    page = target.read_text(encoding="utf-8")
     parser = Collector()
     parser.feed(page)
     assert parser.sections == list(SECTIONS)

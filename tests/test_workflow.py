@@ -63,7 +63,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_has_every_section_with_inline_images_only(finished_run: Path) -> None:
-    page = (finished_run / "results" / "report.html").read_text()
+    page = (finished_run / "results" / "report.html").read_text(encoding="utf-8")
     reader = PageReader()
     reader.feed(page)
     assert reader.sections == list(SECTIONS)

@@ -42,4 +42,4 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
 
 def write_text_atomic(target: str | Path, text: str) -> None:
     with atomic_path(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

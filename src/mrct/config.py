@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict[str, Any]:
-    text = resources.files("mrct").joinpath("schemas/config.schema.yaml").read_text()
+    text = resources.files("mrct").joinpath("schemas/config.schema.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
@@ -58,7 +58,7 @@ def load_config(*paths: str | Path) -> dict[str, Any]:
     """Load YAML files, later ones merged over earlier ones, and validate the result."""
     config: dict[str, Any] = {}
     for path in paths:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             config = deep_merge(config, yaml.safe_load(handle) or {})
     validate_config(config)
     return config

@@ -85,7 +85,7 @@ def read_lock(lock_file: str | Path) -> dict[str, str]:
     lock_file = Path(lock_file)
     if not lock_file.exists():
         return {}
-    data = yaml.safe_load(lock_file.read_text()) or {}
+    data = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise ValueError(f"{lock_file}: expected a map 'file: sha256', got {type(data).__name__}")
     return {str(k): v.lower() for k, v in data.items()}

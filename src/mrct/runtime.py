@@ -16,7 +16,7 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
     handlers: list[logging.Handler] = []
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        stream = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+        stream = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the job
         sys.stderr = stream
         handlers.append(logging.StreamHandler(stream))
     else:

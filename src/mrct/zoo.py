@@ -21,7 +21,7 @@ LOCAL_MODELS = {
 
 @cache
 def _registry_file() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mrct").joinpath("data/zoo.yaml").read_text())
+    return yaml.safe_load(resources.files("mrct").joinpath("data/zoo.yaml").read_text(encoding="utf-8"))
 
 
 def load_zoo_registry() -> dict[str, dict[str, Any]]:

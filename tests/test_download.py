@@ -36,7 +36,7 @@ def test_good_file_is_saved_and_recorded_then_verified_without_download(
     assert dest.read_bytes() == payload
     digest = hashlib.sha256(payload).hexdigest()
     assert read_lock(lock) == {"raw/Task1.zip": digest}
-    assert yaml.safe_load(lock.read_text()) == {"raw/Task1.zip": digest}
+    assert yaml.safe_load(lock.read_text(encoding="utf-8")) == {"raw/Task1.zip": digest}
     assert _leftovers(dest.parent, dest) == []
     assert len(file_server.requests) == 1
 

@@ -61,7 +61,7 @@ def parse_rules() -> dict[str, dict[str, str]]:
     """
     rules: dict[str, dict[str, str]] = {}
     for smk in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]:
-        text = smk.read_text()
+        text = smk.read_text(encoding="utf-8")
         headers = list(RULE_HEADER.finditer(text))
         for i, header in enumerate(headers):
             end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
@@ -88,7 +88,7 @@ SCRIPT_RULES = sorted(name for name, info in RULES.items() if "script" in info)
 
 
 def load_env(path: Path) -> dict:
-    env = yaml.safe_load(path.read_text())
+    env = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(env, dict) or "dependencies" not in env:
         raise ValueError(f"{path}: expected a mapping with 'dependencies', got {env!r:.80}")
     return env
@@ -111,7 +111,7 @@ def env_pins(path: Path) -> dict[str, str]:
 
 
 def pyproject_pins() -> dict[str, str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins = {}
     for line in project["dependencies"]:
         req = Requirement(line)
@@ -135,7 +135,7 @@ def _module_file(module: str) -> Path | None:
 def _imports(path: Path, package: str | None) -> set[str]:
     """Absolute names of every module ``path`` imports (anywhere, lazy imports included)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -223,7 +223,7 @@ def test_env_pins_agree_with_pyproject(path: Path) -> None:
 
 
 def test_python_pin_matches_pyproject_range() -> None:
-    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
     from packaging.specifiers import SpecifierSet
 
     for path in ENVS:

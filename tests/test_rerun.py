@@ -80,7 +80,7 @@ def copy_of_state(state: Path, tmp_path: Path) -> Path:
 
 
 def _rewrite_config(workdir: Path, **overrides) -> None:
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config = yaml.safe_load((workdir / "config.yaml").read_text(encoding="utf-8"))
     tw.write_workdir(workdir, tw.tiny_config(**tw.deep_merge(config, overrides)))
 
 
@@ -125,6 +125,6 @@ def test_adding_a_model_runs_only_that_models_jobs(copy_of_state: Path) -> None:
 def test_a_changed_training_parameter_reruns_training_not_preprocessing(
     copy_of_state: Path, workflow_rules: set[str]
 ) -> None:
-    config = yaml.safe_load((copy_of_state / "config.yaml").read_text())
+    config = yaml.safe_load((copy_of_state / "config.yaml").read_text(encoding="utf-8"))
     _rewrite_config(copy_of_state, train={"lr": config["train"]["lr"] / 2})
     _assert_train_and_downstream(tw.rule_counts(tw.dry_run(copy_of_state)), workflow_rules)

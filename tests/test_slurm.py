@@ -58,7 +58,7 @@ tw = _load_tiny_workflow()
 
 
 def profile_settings() -> dict:
-    return yaml.safe_load((PROFILE / "config.yaml").read_text())
+    return yaml.safe_load((PROFILE / "config.yaml").read_text(encoding="utf-8"))
 
 
 def profile_partitions_and_sizes() -> tuple[list[str], int, int]:
@@ -92,7 +92,7 @@ def gpu_rules() -> set[str]:
     """Rules that declare a gpu resource (``gpu=1`` under ``resources:``) in rules/*.smk."""
     found = set()
     for smk in (ROOT / "rules").glob("*.smk"):
-        for block in re.split(r"^(?=rule |checkpoint )", smk.read_text(), flags=re.MULTILINE):
+        for block in re.split(r"^(?=rule |checkpoint )", smk.read_text(encoding="utf-8"), flags=re.MULTILINE):
             name = re.match(r"(?:rule|checkpoint) (\w+):", block)
             if name and re.search(r"^\s+gpu=\d+", block, re.MULTILINE):
                 found.add(name.group(1))
@@ -151,7 +151,7 @@ def run_snakemake(cluster, workdir: Path, *args: str, snakefile: Path | None = N
         log.info("snakemake job %s -> sbatch job %s (%s)", job, slurm_id, slurm_log)
     if result.returncode != 0:
         slurm_logs = "\n".join(
-            f"--- {p}\n{p.read_text()[-2000:]}"
+            f"--- {p}\n{p.read_text(encoding='utf-8', errors='replace')[-2000:]}"
             for p in sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
         )
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{output[-6000:]}\n"
@@ -226,7 +226,7 @@ def test_tiny_workflow_through_the_slurm_profile(
     profile = profile_settings()
     default_partition = profile["default-resources"]["slurm_partition"]
     groups = [i for i, what in jobs.items() if what.startswith("group_preprocess")]
-    demo = yaml.safe_load((workdir / "config.yaml").read_text())["dataset"]["demo"]
+    demo = yaml.safe_load((workdir / "config.yaml").read_text(encoding="utf-8"))["dataset"]["demo"]
     assert len(groups) == demo["n_patients"], jobs
     assert {table[i]["Partition"] for i in groups} == {default_partition}
     train = [i for i, what in jobs.items() if what == "rule_train"]

@@ -75,8 +75,8 @@ def test_markdown_and_latex_bold_the_best(tmp_path):
     assert r"\textbf{" in tex and r"skimage\_photos" in tex and tex.count(r"\\") == 2 + len(MODELS)
     write_direction_tables(table, "ct2mr", tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex")
     again = pd.read_csv(tmp_path / "t.csv")
-    assert list(again["model"]) == MODELS and r"\textbf{" in (tmp_path / "t.tex").read_text()
-    assert "**" in (tmp_path / "t.md").read_text()
+    assert list(again["model"]) == MODELS and r"\textbf{" in (tmp_path / "t.tex").read_text(encoding="utf-8")
+    assert "**" in (tmp_path / "t.md").read_text(encoding="utf-8")
 
 
 def test_read_metric_tables_keeps_inf(tmp_path):

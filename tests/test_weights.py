@@ -110,7 +110,7 @@ def test_fetch_zoo_weights_downloads_records_and_validates(http_dir, tmp_path):
     dest, lock = tmp_path / "pre/good.pth", tmp_path / "pre/good.lock"
     fetch_zoo_weights(f"{base}/good.pth", dest, TINY, lock_file=lock, retries=1, timeout=10)
     assert dest.is_file() and lock.is_file()
-    assert "good.pth" in lock.read_text()
+    assert "good.pth" in lock.read_text(encoding="utf-8")
 
     (folder / "bad.pth").write_text("<html>rate limited</html>")
     bad, bad_lock = tmp_path / "pre/bad.pth", tmp_path / "pre/bad.lock"

@@ -57,7 +57,7 @@ def _free_port() -> int:
 
 
 def _memory_mb() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
+    for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) // 1024
     raise ValueError("/proc/meminfo: expected a MemTotal line, got none")
@@ -89,7 +89,7 @@ class LocalCluster:
             if not pid_file.exists():
                 continue
             try:
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+                os.kill(int(pid_file.read_text(encoding="utf-8").split()[0]), signal.SIGTERM)
             except (ProcessLookupError, ValueError):
                 pass
         self.started.clear()
@@ -105,7 +105,7 @@ def _write_config(
         + (" Default=YES" if i == 0 else "")
         for i, name in enumerate(partitions)
     ]
-    text = (HERE / "slurm.conf.template").read_text().format(
+    text = (HERE / "slurm.conf.template").read_text(encoding="utf-8").format(
         root=root,
         cpus=cpus,
         real_memory=real_memory,
@@ -132,7 +132,7 @@ def _start_munge(root: Path, started: list[str]) -> None:
     subprocess.run(
         ["runuser", "-u", "munge", "--", "munged", "--force"], check=True, capture_output=True
     )
-    pid = (run_dir / "munged.pid").read_text() if (run_dir / "munged.pid").exists() else ""
+    pid = (run_dir / "munged.pid").read_text(encoding="utf-8") if (run_dir / "munged.pid").exists() else ""
     pid_file.write_text(pid)
     started.append("munged")
 
@@ -144,7 +144,7 @@ def _wait(predicate, timeout_s: float, what: str, root: Path) -> None:
             return
         time.sleep(0.5)
     logs = "\n".join(
-        f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(root.glob("*.log"))
+        f"--- {p.name}\n{p.read_text(encoding='utf-8', errors='replace')[-3000:]}" for p in sorted(root.glob("*.log"))
     )
     raise TimeoutError(f"{root}: {what} not reached within {timeout_s} s\n{logs}")
 

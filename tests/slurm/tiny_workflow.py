@@ -75,12 +75,12 @@ def available_rules(workdir: Path) -> set[str] | None:
     ``snakemake --list-rules``: that would cost a full parse (seconds) per test module, and a
     workflow that does not parse fails loudly in the next Snakemake call anyway.
     """
-    included = re.findall(r'^include:\s*"([^"]+)"', SNAKEFILE.read_text(), re.MULTILINE)
+    included = re.findall(r'^include:\s*"([^"]+)"', SNAKEFILE.read_text(encoding="utf-8"), re.MULTILINE)
     files = [SNAKEFILE, *(SNAKEFILE.parent / name for name in included)]
     if not all(f.exists() for f in files):
         return None
     pattern = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.MULTILINE)
-    return {name for f in files for name in pattern.findall(f.read_text())}
+    return {name for f in files for name in pattern.findall(f.read_text(encoding="utf-8"))}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ every section present, every image inline, nothing fetched from the network.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,20 +15,9 @@ import pandas as pd
 import pytest
 
 from mrct.report import SECTIONS
+from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["scratch", "skimage_photos"]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "slurm" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tw = _load("tiny_workflow")
 pytestmark = pytest.mark.slow  # one full pipeline run, about a minute on 2 cores
 
 

@@ -11,6 +11,14 @@ from the brain surface. Every patient gets, from its own seed:
   multiplicative bias field and Rician noise;
 - a random rigid misalignment of the MR against the CT.
 
+Two choices keep the saved truth true. The template's own T1 is not uniform: pure white matter
+varies smoothly by about 0.02 in log intensity (a residual field of the scans it was averaged
+from), which any bias correction rightly removes; that smooth part is divided out when the
+template is loaded, so the applied field is the only smooth non-uniformity in the MR. And
+both images are sampled once from one head model, as two scanners sample one head: resampling
+an already sampled MR would blur it more than the CT, and skull shells built separately on
+each grid would disagree by up to a voxel (registration errors of 1.1 mm at 2 mm, from 0.5).
+
 The true bias field and the true MR->CT transform are written beside the volumes, so tests can
 check that bias correction and registration recover them. Everything is labelled synthetic.
 """
@@ -18,6 +26,7 @@ check that bias correction and registration recover them. Everything is labelled
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -74,6 +83,8 @@ def draw_parameters(seed: int, patient: str, settings: dict[str, Any]) -> DemoPa
 
 
 _DEFORMATION_GRID = 4  # B-spline control points per axis (plus the order's border)
+# Beyond the largest move the demo makes: rotation about the centre, shift and deformation.
+_PAD_MM = 40.0
 # Low spatial frequencies (cycles per field of view) of the bias field: smooth, as in real coils.
 _BIAS_FREQUENCIES = [(0.5, 0, 0), (0, 0.5, 0), (0, 0, 0.5), (0.5, 0.5, 0), (0, 0.5, 0.5), (0.5, 0, 0.5)]
 
@@ -97,20 +108,54 @@ def load_template(resolution_mm: int) -> dict[str, sitk.Image]:
     # builds the DAG, and nilearn (with scikit-learn) takes seconds to import.
     from nilearn import datasets
 
-    return {
+    template = {
         "t1": _to_sitk(datasets.load_mni152_template(resolution=resolution_mm)),
         "grey": _to_sitk(datasets.load_mni152_gm_template(resolution=resolution_mm)),
         "white": _to_sitk(datasets.load_mni152_wm_template(resolution=resolution_mm)),
         "brain": _to_sitk(datasets.load_mni152_brain_mask(resolution=resolution_mm)),
     }
+    template["t1"] = flatten_white_matter(template["t1"], template["white"])
+    return template
 
 
-def _deform(template: dict[str, sitk.Image], params: DemoPatientParameters, max_mm: float) -> dict[str, sitk.Image]:
-    reference = template["brain"]
+def flatten_white_matter(t1: sitk.Image, white: sitk.Image, min_probability: float = 0.95) -> sitk.Image:
+    """Divide out the smooth (quadratic in space) part of log T1 fitted over pure white matter.
+
+    White matter has one T1, so its smooth variation is a field, not anatomy. A quadratic is
+    smoother than any field the demo applies or N4 fits, so it cannot remove anatomy.
+    """
+    values = sitk.GetArrayFromImage(t1).astype(np.float64)
+    pure = (sitk.GetArrayFromImage(white) > min_probability) & (values > 0)
+    # Centred and scaled coordinates keep the least-squares problem well conditioned.
+    coords = [(axis - axis[pure].mean()) / values.shape[i] for i, axis in enumerate(np.indices(values.shape))]
+    terms = [np.ones_like(values), *coords] + [coords[i] * coords[j] for i in range(3) for j in range(i, 3)]
+    design = np.stack([term[pure] for term in terms], axis=1)
+    coefficients, *_ = np.linalg.lstsq(design, np.log(values[pure]), rcond=None)
+    smooth = sum(c * term for c, term in zip(coefficients[1:], terms[1:], strict=True))
+    out = sitk.GetImageFromArray((values * np.exp(-smooth)).astype(np.float32))
+    out.CopyInformation(t1)
+    return out
+
+
+def _deformation(reference: sitk.Image, params: DemoPatientParameters, max_mm: float) -> sitk.Transform:
     transform = sitk.BSplineTransformInitializer(reference, [_DEFORMATION_GRID - 3] * 3, order=3)
     coefficients = np.asarray(params.deformation_coefficients)[: len(transform.GetParameters())]
     transform.SetParameters(tuple(float(v) for v in coefficients * max_mm))
-    return {name: sitk.Resample(image, reference, transform, sitk.sitkLinear, 0.0) for name, image in template.items()}
+    return transform
+
+
+def _sample(template: dict[str, sitk.Image], transform: sitk.Transform) -> dict[str, sitk.Image]:
+    """Images on the template grid seen through ``transform`` (output point -> template point).
+
+    The template's field of view cuts the brain stem. A moved head brings points from beyond that
+    cut into view, and with a zero default they would be air, and the skull model would wrap a
+    cap of bone and scalp under the cut that the CT does not have. Repeating the border slices
+    (zero-flux padding) continues the anatomy there instead; elsewhere the border is air anyway.
+    """
+    reference = template["brain"]
+    pad = [math.ceil(_PAD_MM / spacing) for spacing in reference.GetSpacing()]
+    return {name: sitk.Resample(sitk.ZeroFluxNeumannPad(image, pad, pad), reference, transform, sitk.sitkLinear, 0.0)
+            for name, image in template.items()}
 
 
 def _tissue_fractions(anatomy: dict[str, sitk.Image]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -174,42 +219,58 @@ def rigid_transform(params: DemoPatientParameters, center: tuple[float, float, f
     return transform
 
 
-def make_patient(template: dict[str, sitk.Image], params: DemoPatientParameters, settings: dict[str, Any]) -> dict[str, Any]:
-    """Build one patient: CT (HU), MR (biased, noisy, misaligned), true bias field and transform."""
-    anatomy = _deform(template, params, settings["deformation_mm"])
-    fractions, t1 = _tissue_fractions(anatomy)
-    reference = anatomy["brain"]
+def _head_model(template: dict[str, sitk.Image]) -> dict[str, sitk.Image]:
+    """Noise-free CT (HU) and T1-like MR (scanner units) of the undeformed template head.
 
+    Both modalities are modelled once on the template's grid and each is then sampled once per
+    patient, the CT through the deformation and the MR through deformation and misalignment, so
+    neither image is an interpolation of an interpolation and their skull shells agree.
+    """
+    fractions, t1 = _tissue_fractions(template)
     ct = sum(CT_HU[name] * fractions[name] for name in fractions)
-    white_level = np.percentile(t1[fractions["white"] > 0.9], 50) if np.any(fractions["white"] > 0.9) else t1.max()
+    white = fractions["white"] > 0.9
+    white_level = np.percentile(t1[white], 50) if np.any(white) else t1.max()
     brain_t1 = t1 / max(white_level, 1e-6)
     brain_fraction = fractions["grey"] + fractions["white"]
-    mr_clean = brain_fraction * brain_t1 + sum(MR_T1[name] * fractions[name] for name in MR_T1)
-    mr_clean *= MR_SCALE
+    mr = (brain_fraction * brain_t1 + sum(MR_T1[name] * fractions[name] for name in MR_T1)) * MR_SCALE
+    return {"ct": _image(ct, template["brain"]), "mr": _image(mr, template["brain"]), "brain": template["brain"]}
 
-    ct_image = sitk.GetImageFromArray(ct.astype(np.float32))
-    ct_image.CopyInformation(reference)
-    mr_aligned = sitk.GetImageFromArray(mr_clean.astype(np.float32))
-    mr_aligned.CopyInformation(reference)
 
+def _image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array.astype(np.float32))
+    image.CopyInformation(reference)
+    return image
+
+
+def make_patient(template: dict[str, sitk.Image], params: DemoPatientParameters, settings: dict[str, Any]) -> dict[str, Any]:
+    """Build one patient: CT (HU), MR (biased, noisy, misaligned), true bias field and transform.
+
+    Also returns ``mr_brain``, the brain mask in the MR's frame, for tests (not written).
+    """
+    reference = template["brain"]
+    deformation = _deformation(reference, params, settings["deformation_mm"])
     center = reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in reference.GetSize()])
     misalign = rigid_transform(params, center)
-    mr_moved = sitk.Resample(mr_aligned, reference, misalign, sitk.sitkLinear, 0.0)
+    # The MR's voxel y shows the anatomy at misalign(y), i.e. the template at deformation(misalign(y)).
+    # A composite transform applies the transform added last first.
+    mr_view = sitk.CompositeTransform(deformation)
+    mr_view.AddTransform(misalign)
+
+    head = _head_model(template)
+    ct = _sample(head, deformation)["ct"]
+    mr_head = _sample(head, mr_view)
 
     field = _bias_field(reference, params, settings["bias_amplitude"])
     rng = np.random.default_rng(params.noise_seed)
     sigma = settings["noise_fraction"] * MR_SCALE
-    signal = sitk.GetArrayFromImage(mr_moved) * field
+    signal = sitk.GetArrayFromImage(mr_head["mr"]) * field
     # Rician noise: magnitude of a complex signal with Gaussian noise in both channels.
     mr = np.sqrt((signal + rng.normal(0, sigma, signal.shape)) ** 2 + rng.normal(0, sigma, signal.shape) ** 2)
 
-    mr_image = sitk.GetImageFromArray(mr.astype(np.float32))
-    mr_image.CopyInformation(reference)
-    field_image = sitk.GetImageFromArray(field.astype(np.float32))
-    field_image.CopyInformation(reference)
     # Registration maps fixed (CT) points to moving (MR) points; the MR was made by sampling the
     # anatomy at misalign(y), so the transform that registration must find is its inverse.
-    return {"mr": mr_image, "ct": ct_image, "bias_field": field_image, "mr_to_ct": misalign.GetInverse()}
+    return {"mr": _image(mr, reference), "ct": ct, "bias_field": _image(field, reference),
+            "mr_to_ct": misalign.GetInverse(), "mr_brain": mr_head["brain"] > 0.5}
 
 
 def write_patient(patient: dict[str, Any], params: DemoPatientParameters, settings: dict[str, Any], out: dict[str, str]) -> None:

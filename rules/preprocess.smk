@@ -54,7 +54,9 @@ rule register:
         "benchmarks/out/register/{patient}.tsv"
     conda:
         "../envs/data.yaml"
-    threads: 2
+    # The metric runs on one thread whatever is given, to be reproducible (see
+    # mrct/preprocess/threads.py); more patients run side by side instead.
+    threads: 1
     resources:
         mem_mb=4000,
     params:

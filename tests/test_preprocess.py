@@ -21,15 +21,16 @@ def template():
     return demo.load_template(2)
 
 
-def _patient(template, **overrides):
+@pytest.fixture(scope="module")
+def template_1mm():
+    return demo.load_template(1)
+
+
+def _patient(template, patient="demo001", **overrides):
     settings = {**SETTINGS, **overrides}
-    params = demo.draw_parameters(CONFIG["seed"], "demo001", settings)
+    params = demo.draw_parameters(CONFIG["seed"], patient, settings)
     patient = demo.make_patient(template, params, settings)
-    reference = template["brain"]
-    centre = reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in reference.GetSize()])
-    # The brain in MR space: the template brain moved by the same misalignment as the MR.
-    moved = sitk.Resample(reference, reference, demo.rigid_transform(params, centre), sitk.sitkLinear, 0.0)
-    return patient, sitk.GetArrayFromImage(moved) > 0.5
+    return patient, sitk.GetArrayFromImage(patient["mr_brain"]) > 0
 
 
 def _log_std(values):
@@ -37,25 +38,53 @@ def _log_std(values):
     return float((logs - logs.mean()).std())
 
 
-@pytest.mark.parametrize("method", ["n4", "n3"])
-def test_bias_correction_recovers_known_field(template, method):
-    patient, brain = _patient(template, max_shift_mm=0.0, max_rotation_deg=0.0)
+def _bias_residual(patient, brain, method):
+    """Applied log-field std inside the brain and what is left of it after correction."""
     settings = CONFIG["preprocess"][method]
     corrected, field = correct_bias(patient["mr"], mr_head_mask(patient["mr"]), method, settings)
+    assert corrected.GetSize() == patient["mr"].GetSize()
     truth = sitk.GetArrayFromImage(patient["bias_field"])[brain]
     estimate = sitk.GetArrayFromImage(field)[brain]
-    applied = _log_std(truth)
-    residual = _log_std(truth / estimate)
-    print(f"{method}: applied log-field std {applied:.4f}, residual {residual:.4f}")
+    return _log_std(truth), _log_std(truth / estimate)
+
+
+@pytest.mark.parametrize("patient_id", ["demo001", "demo002"])
+def test_n4_removes_at_least_half_of_the_known_field(template_1mm, patient_id):
+    # At 1 mm, as real scans and the preprocessing benchmark; misaligned MR, Rician noise 2 %.
+    # Measured (demo001-010): 0.14-0.48 of the applied field remains, demo001 and 002 the most.
+    # The 2 mm demo template is blurrier and N4 leaves more there (up to 0.67).
+    patient, brain = _patient(template_1mm, patient_id, resolution_mm=1)
+    applied, residual = _bias_residual(patient, brain, "n4")
+    print(f"n4 {patient_id}: applied log-field std {applied:.4f}, residual {residual:.4f}")
     assert applied > 0.03
-    # Issue 2 asks for a residual of at most half the applied field. Measured on this case
-    # (seed 42, 2 mm, Rician noise 2 %): N4 0.55 of the applied variation (0.20 without noise),
-    # so the bound below is 0.6 until the noise floor is dealt with; N3 (ANTsPy) only has to
-    # reduce the field here (open item in the issue notes).
-    limit = 0.6 if method == "n4" else 1.0
-    assert residual <= limit * applied
-    # The corrected image is the input divided by the field, and has the input's geometry.
-    assert corrected.GetSize() == patient["mr"].GetSize()
+    assert residual <= 0.5 * applied
+
+
+def test_n3_reduces_the_known_field(template):
+    # N3 (ANTsPy, as in the study) is the weaker method; it only has to shrink the field here.
+    patient, brain = _patient(template)
+    applied, residual = _bias_residual(patient, brain, "n3")
+    print(f"n3: applied log-field std {applied:.4f}, residual {residual:.4f}")
+    assert residual < applied
+
+
+def test_bias_and_registration_results_do_not_depend_on_the_thread_count(template, tmp_path):
+    patient, _ = _patient(template)
+    ct, mr = patient["ct"], patient["mr"]
+    ct_mask, mr_mask = ct_head_mask(ct), mr_head_mask(mr)
+    fields, transforms = [], []
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    try:
+        for threads in (1, 3, 3):
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+            fields.append(sitk.GetArrayFromImage(correct_bias(mr, mr_mask, "n4", CONFIG["preprocess"]["n4"])[1]))
+            settings = CONFIG["preprocess"]["registration"]
+            transforms.append(register(ct, mr, ct_mask, mr_mask, settings, 0, tmp_path).GetParameters())
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+    for field, transform in zip(fields[1:], transforms[1:], strict=True):
+        np.testing.assert_array_equal(field, fields[0])
+        assert transform == transforms[0]
 
 
 def test_no_correction_is_identity(template):

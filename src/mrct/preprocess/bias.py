@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrct.preprocess.ants_bridge import to_ants, to_sitk
+from mrct.preprocess.threads import BIAS_CORRECTION_THREADS, itk_threads
 
 log = logging.getLogger(__name__)
 METHODS = ("n4", "n3", "none")
@@ -53,7 +54,8 @@ def n4_correct(mr: sitk.Image, mask: sitk.Image, settings: dict[str, Any]) -> tu
     n4.SetNumberOfControlPoints(
         _control_points(image, settings["spline_distance_mm"], len(settings["iterations"]))
     )
-    n4.Execute(small, small_mask)
+    with itk_threads(BIAS_CORRECTION_THREADS):
+        n4.Execute(small, small_mask)
     # The fitted B-spline is defined in physical space: evaluate it on the full-resolution grid.
     log_field = n4.GetLogBiasFieldAsImage(image)
     field = sitk.Exp(log_field)

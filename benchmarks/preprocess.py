@@ -32,7 +32,7 @@ def main() -> None:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
     config = load_config(args.config)
     settings = {**config["dataset"]["demo"], "resolution_mm": 1}
-    patient = demo.make_patient(demo.load_template(1), demo.draw_parameters(config["seed"], "demo001", settings), settings)
+    patient = demo.make_patient(demo.load_head_model(1), demo.draw_parameters(config["seed"], "demo001", settings), settings)
     print(f"volume {patient['mr'].GetSize()} voxels, {args.threads} threads")
 
     start = time.perf_counter()

@@ -18,12 +18,12 @@ SETTINGS = dict(CONFIG["dataset"]["demo"])
 
 @pytest.fixture(scope="module")
 def template():
-    return demo.load_template(2)
+    return demo.load_head_model(2)
 
 
 @pytest.fixture(scope="module")
 def template_1mm():
-    return demo.load_template(1)
+    return demo.load_head_model(1)
 
 
 def _patient(template, patient="demo001", **overrides):
@@ -73,13 +73,13 @@ def test_bias_and_registration_results_do_not_depend_on_the_thread_count(templat
     ct, mr = patient["ct"], patient["mr"]
     ct_mask, mr_mask = ct_head_mask(ct), mr_head_mask(mr)
     fields, transforms = [], []
+    n4, registration = CONFIG["preprocess"]["n4"], CONFIG["preprocess"]["registration"]
     previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     try:
         for threads in (1, 3, 3):
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-            fields.append(sitk.GetArrayFromImage(correct_bias(mr, mr_mask, "n4", CONFIG["preprocess"]["n4"])[1]))
-            settings = CONFIG["preprocess"]["registration"]
-            transforms.append(register(ct, mr, ct_mask, mr_mask, settings, 0, tmp_path).GetParameters())
+            fields.append(sitk.GetArrayFromImage(correct_bias(mr, mr_mask, "n4", n4)[1]))
+            transforms.append(register(ct, mr, ct_mask, mr_mask, registration, 0, tmp_path).GetParameters())
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
     for field, transform in zip(fields[1:], transforms[1:], strict=True):

@@ -18,6 +18,7 @@ from mrct.report import SECTIONS
 from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
 
 MODELS = ["scratch", "skimage_photos"]
+CONFIG = tw.tiny_config(models=MODELS, slices={"size": 48})
 pytestmark = pytest.mark.slow  # one full pipeline run, about a minute on 2 cores
 
 
@@ -43,8 +44,7 @@ class PageReader(HTMLParser):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = tw.tiny_config(models=MODELS, slices={"size": 48})
-    workdir = tw.write_workdir(tmp_path_factory.mktemp("demo"), config)
+    workdir = tw.write_workdir(tmp_path_factory.mktemp("demo"), CONFIG)
     tw.snakemake(workdir, "--cores", "2", timeout=900)
     return workdir
 
@@ -88,8 +88,7 @@ def test_the_same_config_gives_the_same_tables(finished_run: Path, tmp_path: Pat
     # Seeds in the config and fixed thread counts where sums depend on them: a second run in a
     # new directory redoes demo data, N4, registration, slices, training and evaluation, and
     # must write the same bytes.
-    config = tw.tiny_config(models=MODELS, slices={"size": 48})
-    workdir = tw.write_workdir(tmp_path, config)
+    workdir = tw.write_workdir(tmp_path, CONFIG)
     tables = [f"results/tables/metrics_{direction}.csv" for direction in ("mr2ct", "ct2mr")]
     tw.snakemake(workdir, "--cores", "2", *tables, timeout=900)
     for table in tables:

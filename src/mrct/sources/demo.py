@@ -144,18 +144,9 @@ def _deformation(reference: sitk.Image, params: DemoPatientParameters, max_mm: f
     return transform
 
 
-def _sample(template: dict[str, sitk.Image], transform: sitk.Transform) -> dict[str, sitk.Image]:
-    """Images on the template grid seen through ``transform`` (output point -> template point).
-
-    The template's field of view cuts the brain stem. A moved head brings points from beyond that
-    cut into view, and with a zero default they would be air, and the skull model would wrap a
-    cap of bone and scalp under the cut that the CT does not have. Repeating the border slices
-    (zero-flux padding) continues the anatomy there instead; elsewhere the border is air anyway.
-    """
-    reference = template["brain"]
-    pad = [math.ceil(_PAD_MM / spacing) for spacing in reference.GetSpacing()]
-    return {name: sitk.Resample(sitk.ZeroFluxNeumannPad(image, pad, pad), reference, transform, sitk.sitkLinear, 0.0)
-            for name, image in template.items()}
+def _sample(model: HeadModel, transform: sitk.Transform, *names: str) -> dict[str, sitk.Image]:
+    """The model's images seen through ``transform`` (output point -> template point) on its grid."""
+    return {name: sitk.Resample(model.padded[name], model.grid, transform, sitk.sitkLinear, 0.0) for name in names}
 
 
 def _tissue_fractions(anatomy: dict[str, sitk.Image]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -219,13 +210,27 @@ def rigid_transform(params: DemoPatientParameters, center: tuple[float, float, f
     return transform
 
 
-def _head_model(template: dict[str, sitk.Image]) -> dict[str, sitk.Image]:
+@dataclass(frozen=True)
+class HeadModel:
     """Noise-free CT (HU) and T1-like MR (scanner units) of the undeformed template head.
 
     Both modalities are modelled once on the template's grid and each is then sampled once per
     patient, the CT through the deformation and the MR through deformation and misalignment, so
     neither image is an interpolation of an interpolation and their skull shells agree.
+
+    The template's field of view cuts the brain stem. A moved head brings points from beyond that
+    cut into view, and with a zero default they would be air, and the skull model would wrap a
+    cap of bone and scalp under the cut that the CT does not have. The images are therefore kept
+    padded by repeating their border slices (zero-flux), which continues the anatomy there;
+    elsewhere the border is air anyway.
     """
+
+    grid: sitk.Image  # the template's grid, on which every patient's volumes are written
+    padded: dict[str, sitk.Image]  # "ct", "mr" and "brain", continued past the field of view
+
+
+def load_head_model(resolution_mm: int) -> HeadModel:
+    template = load_template(resolution_mm)
     fractions, t1 = _tissue_fractions(template)
     ct = sum(CT_HU[name] * fractions[name] for name in fractions)
     white = fractions["white"] > 0.9
@@ -233,7 +238,10 @@ def _head_model(template: dict[str, sitk.Image]) -> dict[str, sitk.Image]:
     brain_t1 = t1 / max(white_level, 1e-6)
     brain_fraction = fractions["grey"] + fractions["white"]
     mr = (brain_fraction * brain_t1 + sum(MR_T1[name] * fractions[name] for name in MR_T1)) * MR_SCALE
-    return {"ct": _image(ct, template["brain"]), "mr": _image(mr, template["brain"]), "brain": template["brain"]}
+    grid = template["brain"]
+    pad = [math.ceil(_PAD_MM / spacing) for spacing in grid.GetSpacing()]
+    images = {"ct": _image(ct, grid), "mr": _image(mr, grid), "brain": grid}
+    return HeadModel(grid=grid, padded={name: sitk.ZeroFluxNeumannPad(image, pad, pad) for name, image in images.items()})
 
 
 def _image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -242,12 +250,12 @@ def _image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
-def make_patient(template: dict[str, sitk.Image], params: DemoPatientParameters, settings: dict[str, Any]) -> dict[str, Any]:
+def make_patient(model: HeadModel, params: DemoPatientParameters, settings: dict[str, Any]) -> dict[str, Any]:
     """Build one patient: CT (HU), MR (biased, noisy, misaligned), true bias field and transform.
 
     Also returns ``mr_brain``, the brain mask in the MR's frame, for tests (not written).
     """
-    reference = template["brain"]
+    reference = model.grid
     deformation = _deformation(reference, params, settings["deformation_mm"])
     center = reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in reference.GetSize()])
     misalign = rigid_transform(params, center)
@@ -256,9 +264,8 @@ def make_patient(template: dict[str, sitk.Image], params: DemoPatientParameters,
     mr_view = sitk.CompositeTransform(deformation)
     mr_view.AddTransform(misalign)
 
-    head = _head_model(template)
-    ct = _sample(head, deformation)["ct"]
-    mr_head = _sample(head, mr_view)
+    ct = _sample(model, deformation, "ct")["ct"]
+    mr_head = _sample(model, mr_view, "mr", "brain")
 
     field = _bias_field(reference, params, settings["bias_amplitude"])
     rng = np.random.default_rng(params.noise_seed)
@@ -288,5 +295,5 @@ def write_patient(patient: dict[str, Any], params: DemoPatientParameters, settin
 
 def make_demo_patient(seed: int, patient: str, settings: dict[str, Any], out: dict[str, str]) -> None:
     params = draw_parameters(seed, patient, settings)
-    template = load_template(settings["resolution_mm"])
-    write_patient(make_patient(template, params, settings), params, settings, out)
+    model = load_head_model(settings["resolution_mm"])
+    write_patient(make_patient(model, params, settings), params, settings, out)

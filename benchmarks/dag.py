@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from mrct.config import deep_merge, load_config
-from mrct.zoo import load_zoo_registry
+from mrct.models.registry import load_zoo_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks.dag")

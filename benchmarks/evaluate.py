@@ -1,7 +1,7 @@
 """Benchmark: evaluate 18 models on ~110 synthetic 256x256 test slices in both directions.
 
 Writes a synthetic manifest, ground-truth PNGs and noisy/blurred predictions for every model to a
-temporary folder (not timed), then times ``mrct.evaluation.evaluate_model`` for all models, with
+temporary folder (not timed), then times ``mrct.evaluation.evaluate.evaluate_model`` for all models, with
 as many worker processes as cores given (Snakemake runs one evaluate job per model and core).
 Target: at most 2 minutes on 2 CPU cores.
 
@@ -22,7 +22,7 @@ import pandas as pd
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from mrct.evaluation import evaluate_model
+from mrct.evaluation.evaluate import evaluate_model
 
 log = logging.getLogger("benchmark")
 

@@ -6,7 +6,7 @@ from mrct.config import ConfigError, validate_config
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
 from mrct.sources.synthrad import synthrad_patient_ids
-from mrct.zoo import is_zoo_model, load_zoo_registry
+from mrct.models.registry import is_zoo_model, load_zoo_registry
 
 try:
     validate_config(config)

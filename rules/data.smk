@@ -35,7 +35,7 @@ checkpoint download_dataset:
 # new or replaced archive reruns it); the output holds the verified digest. The pin is read from
 # the config, not a param: a param change would rerun every patient's unpacking and everything
 # after it. To check a newly pinned sha256 at once, without rerunning anything:
-#   python -c "from mrct.download import verify_file; verify_file('data/raw/synthrad2023/Task1.zip', sha256='<pin>')"
+#   python -c "from mrct.io.download import verify_file; verify_file('data/raw/synthrad2023/Task1.zip', sha256='<pin>')"
 rule verify_dataset:
     input:
         archive="data/raw/synthrad2023/Task1.zip",

@@ -1,10 +1,10 @@
 """Entry point of checkpoint download_dataset: fetch the SynthRAD2023 archive atomically."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from mrct.download import download  # noqa: E402
+from mrct.io.download import download  # noqa: E402
 
 # Not params (see rules/data.smk): changing them must not delete and re-download the archive.
 settings = snakemake.config["dataset"]["synthrad2023"]  # noqa: F821

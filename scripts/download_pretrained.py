@@ -1,11 +1,11 @@
 """Entry point of rule download_pretrained: fetch one zoo generator and check it loads strictly."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from mrct.weights import fetch_zoo_weights  # noqa: E402
-from mrct.zoo import zoo_architecture  # noqa: E402
+from mrct.models.pretrained import fetch_zoo_weights  # noqa: E402
+from mrct.models.registry import zoo_architecture  # noqa: E402
 
 arch = {k: zoo_architecture()[k] for k in ("input_nc", "output_nc", "ngf", "n_blocks")}
 fetch_zoo_weights(

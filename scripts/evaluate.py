@@ -1,14 +1,14 @@
 """Entry point of rule evaluate: per-slice and per-patient metrics of one model."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 from pathlib import Path  # noqa: E402
 
-from mrct.atomic import write_text_atomic  # noqa: E402
-from mrct.evaluation import evaluate_model  # noqa: E402
-from mrct.manifest import read_manifest  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
+from mrct.evaluation.evaluate import evaluate_model  # noqa: E402
+from mrct.slices.manifest import read_manifest  # noqa: E402
 
 slices, patients = evaluate_model(
     snakemake.wildcards.model,  # noqa: F821

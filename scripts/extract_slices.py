@@ -4,9 +4,9 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from mrct.atomic import atomic_path
-from mrct.runtime import setup_logging
-from mrct.slices import extract_patient_slices
+from mrct.io.atomic import atomic_path
+from mrct.io.joblog import setup_logging
+from mrct.slices.extract import extract_patient_slices
 
 log = setup_logging(snakemake.log[0])
 table = extract_patient_slices(

@@ -1,6 +1,6 @@
 """Entry point of rule figures: translation grids, metric distributions, training losses."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
@@ -8,9 +8,9 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from mrct.figures import loss_curves, metric_distributions, save_figure, translation_grid  # noqa: E402
-from mrct.manifest import read_manifest  # noqa: E402
-from mrct.tables import read_metric_tables  # noqa: E402
+from mrct.evaluation.figures import loss_curves, metric_distributions, save_figure, translation_grid  # noqa: E402
+from mrct.slices.manifest import read_manifest  # noqa: E402
+from mrct.evaluation.tables import read_metric_tables  # noqa: E402
 
 models = list(snakemake.params.models)  # noqa: F821
 out = snakemake.output  # noqa: F821

@@ -1,16 +1,16 @@
 """Entry point of rule latent: bottleneck features, t-SNE/UMAP and separability of one model."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 import torch  # noqa: E402
 
-from mrct.atomic import write_text_atomic  # noqa: E402
-from mrct.figures import save_figure  # noqa: E402
-from mrct.latent import LatentSettings, analyse, extract_features, plot_embeddings, save_latent, test_images  # noqa: E402
-from mrct.manifest import read_manifest  # noqa: E402
-from mrct.networks import load_trained_generator  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
+from mrct.evaluation.figures import save_figure  # noqa: E402
+from mrct.evaluation.latent import LatentSettings, analyse, extract_features, plot_embeddings, save_latent, test_images  # noqa: E402
+from mrct.slices.manifest import read_manifest  # noqa: E402
+from mrct.models.networks import load_trained_generator  # noqa: E402
 from mrct.training.loop import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821

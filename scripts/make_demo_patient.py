@@ -1,6 +1,6 @@
 """Entry point of rule make_demo_patient."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 from mrct.sources.demo import make_demo_patient
 
 log = setup_logging(snakemake.log[0])

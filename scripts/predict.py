@@ -1,6 +1,6 @@
 """Entry point of rule predict: translate the test split in both directions."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
@@ -8,8 +8,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from mrct.manifest import read_manifest  # noqa: E402
-from mrct.predict import predict_test_split  # noqa: E402
+from mrct.slices.manifest import read_manifest  # noqa: E402
+from mrct.inference.predict import predict_test_split  # noqa: E402
 from mrct.training.loop import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821

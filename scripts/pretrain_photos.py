@@ -1,12 +1,12 @@
 """Entry point of rule pretrain_photos: the offline, non-zoo pretrained generator."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 import torch  # noqa: E402
 
-from mrct.pretrain_photos import PretrainSettings, pretrain_to_file  # noqa: E402
+from mrct.models.pretrain_photos import PretrainSettings, pretrain_to_file  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 params = snakemake.params  # noqa: F821

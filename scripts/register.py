@@ -3,7 +3,7 @@
 import SimpleITK as sitk
 
 from mrct.preprocess.steps import register_files
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])
 sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(snakemake.threads)

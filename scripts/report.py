@@ -1,6 +1,6 @@
 """Entry point of rule report: the single self-contained HTML report."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 

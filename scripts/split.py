@@ -1,7 +1,7 @@
 """Entry point of rule split."""
 
-from mrct.runtime import setup_logging
-from mrct.split import build_manifest, write_manifest
+from mrct.io.joblog import setup_logging
+from mrct.slices.split import build_manifest, write_manifest
 
 log = setup_logging(snakemake.log[0])
 manifest = build_manifest(snakemake.input.tables, snakemake.params.train_fraction, snakemake.params.seed)

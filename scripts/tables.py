@@ -1,12 +1,12 @@
 """Entry point of rule tables: AVG/STD tables per direction and the significance table."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from mrct.atomic import write_text_atomic  # noqa: E402
-from mrct.significance import significance_table, to_markdown  # noqa: E402
-from mrct.tables import read_metric_tables, summarize, write_direction_tables  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
+from mrct.evaluation.significance import significance_table, to_markdown  # noqa: E402
+from mrct.evaluation.tables import read_metric_tables, summarize, write_direction_tables  # noqa: E402
 
 out = snakemake.output  # noqa: F821
 models = list(snakemake.params.models)  # noqa: F821

@@ -1,6 +1,6 @@
 """Entry point of rule train: fine-tune (or train from scratch) one model, resumably."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 

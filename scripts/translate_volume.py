@@ -1,6 +1,6 @@
 """Entry point of rule translate_volume: one registered volume into the other modality."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
@@ -9,7 +9,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from mrct.training.loop import resolve_device  # noqa: E402
-from mrct.translate import translate_volume  # noqa: E402
+from mrct.inference.translate import translate_volume  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 translate_volume(

@@ -1,11 +1,11 @@
 """Entry point of rule verify_dataset: check the archive's sha256 against the pin or lock file."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from mrct.atomic import write_text_atomic  # noqa: E402
-from mrct.download import verify_file  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
+from mrct.io.download import verify_file  # noqa: E402
 
 digest = verify_file(
     snakemake.input.archive,  # noqa: F821

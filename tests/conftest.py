@@ -20,7 +20,7 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def make_volume(tmp_path: Path, rng: np.random.Generator) -> Callable[..., Path]:
-    """Factory writing a small volume with SimpleITK directly (not through mrct.volume_io).
+    """Factory writing a small volume with SimpleITK directly (not through mrct.io.volumes).
 
     ``make_volume("mr.nii.gz")`` writes random 8x8x8 float32 data; ``array`` (numpy order
     z, y, x), ``spacing`` and ``direction`` override the defaults.

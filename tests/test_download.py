@@ -1,4 +1,4 @@
-"""mrct.download against a real HTTP server on 127.0.0.1 (see the file_server fixture)."""
+"""mrct.io.download against a real HTTP server on 127.0.0.1 (see the file_server fixture)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import FileServer, Route
-from mrct.download import ChecksumError, DownloadError, download, read_lock, verify_file
+from mrct.io.download import ChecksumError, DownloadError, download, read_lock, verify_file
 
 
 @pytest.fixture

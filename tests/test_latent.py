@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrct.latent import (
+from mrct.evaluation.latent import (
     LatentSettings,
     analyse,
     clamped_perplexity,
@@ -15,7 +15,7 @@ from mrct.latent import (
     plot_embeddings,
     separability,
 )
-from mrct.networks import ResnetGenerator
+from mrct.models.networks import ResnetGenerator
 
 
 def tiny_generators():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mrct.sources.local import find_modality, find_patients
-from mrct.volume_io import read_volume
+from mrct.io.volumes import read_volume
 
 
 def _touch(path: Path) -> Path:

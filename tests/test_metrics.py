@@ -13,8 +13,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter, shift
 from torchmetrics.functional.image import visual_information_fidelity
 
-from mrct import metrics
-from mrct.evaluation import evaluate_model
+from mrct.evaluation import metrics
+from mrct.evaluation.evaluate import evaluate_model
 
 
 def _reference_image(size: int = 64, seed: int = 0) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mrct.networks import (
+from mrct.models.networks import (
     GENERATOR_FORMAT,
     NLayerDiscriminator,
     ResnetGenerator,
@@ -15,7 +15,7 @@ from mrct.networks import (
     load_trained_generator,
     to_network_input,
 )
-from mrct.zoo import zoo_architecture
+from mrct.models.registry import zoo_architecture
 
 
 def test_zoo_generator_has_the_published_parameter_count():

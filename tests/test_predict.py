@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from tiny_slices import write_tiny_dataset
 
-from mrct.manifest import read_manifest
-from mrct.networks import GENERATOR_FORMAT, ResnetGenerator, init_weights
-from mrct.predict import predict_test_split, translate_images
+from mrct.slices.manifest import read_manifest
+from mrct.models.networks import GENERATOR_FORMAT, ResnetGenerator, init_weights
+from mrct.inference.predict import predict_test_split, translate_images
 
 
 def write_generator(path, direction, seed=0):

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mrct.figures import figure_slices, loss_curves, metric_distributions, save_figure, translation_grid
+from mrct.evaluation.figures import figure_slices, loss_curves, metric_distributions, save_figure, translation_grid
 from mrct.report import SECTIONS, ReportInputs, build_report, write_report
-from mrct.significance import significance_table
-from mrct.tables import summarize
+from mrct.evaluation.significance import significance_table
+from mrct.evaluation.tables import summarize
 from test_tables import fake_metrics
 
 MODELS = ["scratch", "skimage_photos"]

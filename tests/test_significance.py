@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import wilcoxon
 from statsmodels.stats.multitest import multipletests
 
-from mrct.significance import holm, rank_biserial, significance_table, to_markdown
+from mrct.evaluation.significance import holm, rank_biserial, significance_table, to_markdown
 from test_tables import fake_metrics
 
 

@@ -8,10 +8,10 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from mrct.manifest import MANIFEST_COLUMNS, read_manifest
-from mrct.slices import choose_slices, extract_patient_slices
-from mrct.slicing import from_square, from_uint8, to_square, to_uint8
-from mrct.split import assign_split, build_manifest, write_manifest
+from mrct.slices.manifest import MANIFEST_COLUMNS, read_manifest
+from mrct.slices.extract import choose_slices, extract_patient_slices
+from mrct.slices.geometry import from_square, from_uint8, to_square, to_uint8
+from mrct.slices.split import assign_split, build_manifest, write_manifest
 
 
 @pytest.mark.parametrize("shape", [(40, 30), (30, 40), (32, 32), (17, 50)])

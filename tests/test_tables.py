@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrct.metrics import HU_METRICS, IMAGE_METRICS
-from mrct.tables import read_metric_tables, summarize, to_latex, to_markdown, write_direction_tables
+from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS
+from mrct.evaluation.tables import read_metric_tables, summarize, to_latex, to_markdown, write_direction_tables
 
 
 def fake_metrics(models, n_slices=6, seed=0):

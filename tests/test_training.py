@@ -9,8 +9,8 @@ import pytest
 import torch
 from tiny_slices import write_tiny_dataset
 
-from mrct.manifest import read_manifest
-from mrct.networks import ResnetGenerator, init_weights, load_trained_generator
+from mrct.slices.manifest import read_manifest
+from mrct.models.networks import ResnetGenerator, init_weights, load_trained_generator
 from mrct.training.loop import train_model
 from mrct.training.settings import TrainSettings, settings_from_config
 from mrct.training.build import build_networks
@@ -18,7 +18,7 @@ from mrct.training.data import epoch_batches, load_split
 from mrct.training.loop import lr_factor, make_optimisers
 from mrct.training.pool import ImagePool
 from mrct.training.step import train_step
-from mrct.weights import save_pretrained_generator
+from mrct.models.pretrained import save_pretrained_generator
 
 TINY = dict(model="skimage_photos", seed=3, ngf=4, n_blocks=1, ndf=4, d_layers=2, n_epochs=1, n_epochs_decay=1,
             batch_size=2, pool_size=4, device="cpu")
@@ -226,8 +226,8 @@ def test_scratch_refuses_pretrained_weights(tiny):
 
 
 def test_photo_pretraining_is_deterministic_labelled_and_loads_as_a_start(tmp_path):
-    from mrct.pretrain_photos import LABEL, PretrainSettings, load_photos, pretrain_to_file
-    from mrct.weights import load_pretrained_generator
+    from mrct.models.pretrain_photos import LABEL, PretrainSettings, load_photos, pretrain_to_file
+    from mrct.models.pretrained import load_pretrained_generator
 
     photos = load_photos()
     assert len(photos) >= 10 and all(p.min() >= 0 and p.max() <= 1 for p in photos)

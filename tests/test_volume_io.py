@@ -1,4 +1,4 @@
-"""mrct.volume_io: formats, orientation, and one test per bad input (each names the file)."""
+"""mrct.io.volumes: formats, orientation, and one test per bad input (each names the file)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mrct.volume_io import VolumeError, read_volume, write_volume
+from mrct.io.volumes import VolumeError, read_volume, write_volume
 
 
 def _raises_naming(path: Path, pattern: str):  # noqa: ANN202 - a pytest context manager
@@ -112,7 +112,7 @@ def test_ct_that_looks_unrescaled_is_warned_about_and_left_unchanged(make_volume
     array = np.full((8, 8, 8), 1024, dtype=np.int16)
     array[2:6, 2:6, 2:6] = 1064
     path = make_volume("ct.nii.gz", array)
-    with caplog.at_level(logging.WARNING, logger="mrct.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="mrct.io.volumes"):
         image = read_volume(path, "ct")
     assert str(path) in caplog.text and "rescale intercept" in caplog.text
     assert float(sitk.GetArrayViewFromImage(image).min()) == 1024.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mrct.networks import ResnetGenerator, init_weights
-from mrct.weights import load_pretrained_generator, save_pretrained_generator
-from mrct.zoo import zoo_architecture
+from mrct.models.networks import ResnetGenerator, init_weights
+from mrct.models.pretrained import load_pretrained_generator, save_pretrained_generator
+from mrct.models.registry import zoo_architecture
 
 ZOO = {k: zoo_architecture()[k] for k in ("input_nc", "output_nc", "ngf", "n_blocks")}
 TINY = {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_blocks": 1}
@@ -102,7 +102,7 @@ def http_dir(tmp_path):
 
 
 def test_fetch_zoo_weights_downloads_records_and_validates(http_dir, tmp_path):
-    from mrct.weights import fetch_zoo_weights
+    from mrct.models.pretrained import fetch_zoo_weights
 
     folder, base = http_dir
     _, state = _official_state_dict(TINY)
@@ -121,8 +121,8 @@ def test_fetch_zoo_weights_downloads_records_and_validates(http_dir, tmp_path):
 
 
 def test_fetch_zoo_weights_offline_error_names_url_and_destination(tmp_path):
-    from mrct.download import DownloadError
-    from mrct.weights import fetch_zoo_weights
+    from mrct.io.download import DownloadError
+    from mrct.models.pretrained import fetch_zoo_weights
 
     dest = tmp_path / "pre/horse2zebra.pth"
     with pytest.raises(DownloadError, match=r"127\.0\.0\.1:9/horse2zebra.pth.*horse2zebra.pth"):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mrct.manifest import MANIFEST_COLUMNS
+from mrct.slices.manifest import MANIFEST_COLUMNS
 
 
 def _slice_images(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

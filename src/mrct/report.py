@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mrct.atomic import write_text_atomic
-from mrct.tables import LABELS, _fmt, higher_is_better
+from mrct.io.atomic import write_text_atomic
+from mrct.evaluation.tables import LABELS, _fmt, higher_is_better
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
-from mrct.atomic import atomic_path  # noqa: E402
+from mrct.io.atomic import atomic_path  # noqa: E402
 
 
 def _mid_planes(array: np.ndarray) -> list[np.ndarray]:

@@ -17,8 +17,8 @@ from mrct.preprocess.bias import correct_bias
 from mrct.preprocess.masks import ct_head_mask, mr_head_mask
 from mrct.preprocess.qa import bias_figure, registration_figure
 from mrct.preprocess.register import register, resample_to
-from mrct.atomic import atomic_path
-from mrct.volume_io import read_volume, write_volume
+from mrct.io.atomic import atomic_path
+from mrct.io.volumes import read_volume, write_volume
 
 log = logging.getLogger(__name__)
 

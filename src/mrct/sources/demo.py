@@ -35,7 +35,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from mrct.atomic import atomic_path, write_text_atomic
+from mrct.io.atomic import atomic_path, write_text_atomic
 
 # Hounsfield units of the modelled tissues (typical adult head CT values).
 CT_HU = {"air": -1000.0, "csf": 8.0, "grey": 40.0, "white": 28.0, "cortical_bone": 1400.0,

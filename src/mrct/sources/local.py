@@ -8,7 +8,7 @@ Layout (names case-insensitive)::
       patient03/  mr/  ct/                    DICOM series folders
 
 These functions run while Snakemake builds the DAG (from ``rules/common.smk``), so they only
-look at names and never read images: a bad image is reported by ``mrct.volume_io.read_volume``
+look at names and never read images: a bad image is reported by ``mrct.io.volumes.read_volume``
 when the first job reads it.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MODALITIES = ("mr", "ct")
-# Suffixes of the single-file formats mrct.volume_io reads, in the order they are listed in messages.
+# Suffixes of the single-file formats mrct.io.volumes reads, in the order they are listed in messages.
 FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 # Patient ids become file names and Snakemake wildcards (see wildcard_constraints in common.smk).
 PATIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -16,7 +16,7 @@ import zlib
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
-from mrct.atomic import atomic_path
+from mrct.io.atomic import atomic_path
 from mrct.sources.local import PATIENT_ID
 
 log = logging.getLogger(__name__)

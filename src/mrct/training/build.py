@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mrct.networks import ENCODER_LAYERS, NLayerDiscriminator, ResnetGenerator, count_parameters, init_weights
+from mrct.models.networks import ENCODER_LAYERS, NLayerDiscriminator, ResnetGenerator, count_parameters, init_weights
 from mrct.training.settings import TrainSettings
-from mrct.weights import load_pretrained_generator
+from mrct.models.pretrained import load_pretrained_generator
 
 log = logging.getLogger(__name__)
 

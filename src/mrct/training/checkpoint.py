@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrct.atomic import atomic_path
+from mrct.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The epoch loop: build, resume, train, checkpoint, log; final generators written at the end.
 
 Outputs of ``train_model`` in ``out_dir``: ``G_mr2ct.pth`` and ``G_ct2mr.pth`` (format
-``mrct-generator-1``, see mrct.networks) and ``train_log.csv`` (one row per epoch: mean of every
+``mrct-generator-1``, see mrct.models.networks) and ``train_log.csv`` (one row per epoch: mean of every
 loss, learning rate, seconds). Nothing final is written before the last epoch, so a killed job
 never leaves generators that look finished. The resumable state lives in ``checkpoint_path``,
 which is not a Snakemake output (Snakemake would delete it when the job fails).
@@ -21,16 +21,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mrct.atomic import atomic_path, write_text_atomic
-from mrct.manifest import read_manifest
-from mrct.networks import GENERATOR_FORMAT
+from mrct.io.atomic import atomic_path, write_text_atomic
+from mrct.slices.manifest import read_manifest
+from mrct.models.networks import GENERATOR_FORMAT
 from mrct.training.build import CycleGANNets, build_networks
 from mrct.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mrct.training.data import SliceSet, epoch_batches, load_split, n_batches
 from mrct.training.pool import ImagePool
 from mrct.training.settings import TrainSettings
 from mrct.training.step import Optimisers, train_step
-from mrct.zoo import is_zoo_model, model_info
+from mrct.models.registry import is_zoo_model, model_info
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from mrct.zoo import is_zoo_model, model_info, zoo_architecture
+from mrct.models.registry import is_zoo_model, model_info, zoo_architecture
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.atomic import write_text_atomic
-from mrct.metrics import HIGHER_IS_BETTER, HU_METRICS, IMAGE_METRICS
-from mrct.zoo import model_info
+from mrct.io.atomic import write_text_atomic
+from mrct.evaluation.metrics import HIGHER_IS_BETTER, HU_METRICS, IMAGE_METRICS
+from mrct.models.registry import model_info
 
 LABELS = {
     "psnr": "PSNR (dB)", "ssim": "SSIM", "uqi": "UQI", "vif": "VIF", "mae": "MAE", "mse": "MSE", "rmse": "RMSE",

@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 import yaml
 
-from mrct.atomic import write_text_atomic
+from mrct.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 

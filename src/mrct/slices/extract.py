@@ -15,9 +15,9 @@ import pandas as pd
 import SimpleITK as sitk
 from PIL import Image
 
-from mrct.atomic import atomic_path
-from mrct.manifest import SLICE_TABLE_COLUMNS
-from mrct.slicing import to_square, to_uint8
+from mrct.io.atomic import atomic_path
+from mrct.slices.manifest import SLICE_TABLE_COLUMNS
+from mrct.slices.geometry import to_square, to_uint8
 
 
 def choose_slices(mask: np.ndarray, min_head_fraction: float, per_patient: int | None) -> list[int]:

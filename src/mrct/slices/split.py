@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.atomic import atomic_path
-from mrct.manifest import MANIFEST_COLUMNS
+from mrct.io.atomic import atomic_path
+from mrct.slices.manifest import MANIFEST_COLUMNS
 
 
 def assign_split(patients: Iterable[str], train_fraction: float, seed: int) -> dict[str, str]:

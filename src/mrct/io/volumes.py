@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from mrct.atomic import atomic_path
+from mrct.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

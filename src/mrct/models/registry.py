@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 #: Non-zoo models: ``scratch`` starts from random weights; ``skimage_photos`` is pretrained
-#: offline by this package on scikit-image's sample photographs (see mrct.pretrain_photos).
+#: offline by this package on scikit-image's sample photographs (see mrct.models.pretrain_photos).
 LOCAL_MODELS = {
     "scratch": {"category": "baseline (random init)", "lambda_cycle": 10.0},
     "skimage_photos": {"category": "local pretraining (scikit-image photos)", "lambda_cycle": 10.0},

@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from mrct.atomic import atomic_path
-from mrct.networks import ResnetGenerator, from_network_output, load_trained_generator, to_network_input
+from mrct.io.atomic import atomic_path
+from mrct.models.networks import ResnetGenerator, from_network_output, load_trained_generator, to_network_input
 from mrct.training.data import read_png_gray
 
 log = logging.getLogger(__name__)

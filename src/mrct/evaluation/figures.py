@@ -17,8 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mrct.atomic import atomic_path  # noqa: E402
-from mrct.evaluation import TARGET_COLUMN, prediction_path, read_gray_png, test_rows  # noqa: E402
+from mrct.io.atomic import atomic_path  # noqa: E402
+from mrct.evaluation.evaluate import TARGET_COLUMN, prediction_path, read_gray_png, test_rows  # noqa: E402
 
 log = logging.getLogger(__name__)
 

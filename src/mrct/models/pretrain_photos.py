@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from skimage import color, io
 
-from mrct.atomic import atomic_path
-from mrct.networks import ResnetGenerator, init_weights
-from mrct.weights import save_pretrained_generator
+from mrct.io.atomic import atomic_path
+from mrct.models.networks import ResnetGenerator, init_weights
+from mrct.models.pretrained import save_pretrained_generator
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Evaluate one model's test predictions against the ground-truth slices of the manifest.
 
-Separate from :mod:`mrct.metrics` (which only knows arrays) so the metric definitions can be
+Separate from :mod:`mrct.evaluation.metrics` (which only knows arrays) so the metric definitions can be
 tested without files, and this file only deals with finding, reading and pairing PNGs.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mrct.metrics import HU_METRICS, IMAGE_METRICS, hu_metrics, image_metrics, png_to_hu, vif_batch
+from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS, hu_metrics, image_metrics, png_to_hu, vif_batch
 
 log = logging.getLogger(__name__)
 

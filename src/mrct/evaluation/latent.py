@@ -43,7 +43,7 @@ class LatentSettings:
 
 def pooled_bottleneck(generator: torch.nn.Module, images: np.ndarray, batch_size: int, device: str) -> np.ndarray:
     """Global-average-pooled bottleneck features [N, C] of uint8 images [N, H, W]."""
-    from mrct.networks import to_network_input
+    from mrct.models.networks import to_network_input
 
     out = []
     with torch.no_grad():
@@ -175,7 +175,7 @@ def plot_embeddings(embeddings: Mapping[str, np.ndarray], method: str, n_per_mod
 
 def test_images(manifest: pd.DataFrame, max_slices: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Test rows (at most ``max_slices``, evenly spaced) and their MR and CT PNGs as uint8 stacks."""
-    from mrct.evaluation import read_gray_png, test_rows
+    from mrct.evaluation.evaluate import read_gray_png, test_rows
 
     rows = test_rows(manifest)
     if max_slices is not None and len(rows) > max_slices:
@@ -188,7 +188,7 @@ def test_images(manifest: pd.DataFrame, max_slices: int | None) -> tuple[pd.Data
 
 def save_latent(path, rows: pd.DataFrame, features: Mapping[str, np.ndarray], embeddings: Mapping[str, np.ndarray]) -> None:
     """Features, embeddings and slice ids in one .npz (written atomically)."""
-    from mrct.atomic import atomic_path
+    from mrct.io.atomic import atomic_path
 
     n = len(rows)
     with atomic_path(path) as tmp:

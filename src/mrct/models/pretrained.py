@@ -7,7 +7,7 @@ Two kinds of file reach ``resources/pretrained/{model}.pth``:
   (``*.running_mean``, ``*.running_var``, ``*.num_batches_tracked``) although the layers never
   used them; current PyTorch rejects them in a strict load, so they are dropped first. Any other
   difference is an error: a silently partial load would fine-tune a half-random network.
-* a ``mrct-pretrained-1`` dict written by ``mrct.pretrain_photos``: the state dict plus the
+* a ``mrct-pretrained-1`` dict written by ``mrct.models.pretrain_photos``: the state dict plus the
   architecture it was trained with and a label saying where it came from.
 
 Every failure raises ValueError naming the file and summarising what is wrong.
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from mrct.networks import ResnetGenerator
+from mrct.models.networks import ResnetGenerator
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def fetch_zoo_weights(url: str, dest: str | Path, architecture: Mapping[str, int
     fails here rather than in training; its lock record is removed with it, so that the next
     attempt records the digest of a good file instead of insisting on the bad one.
     """
-    from mrct.download import download  # the data stage's verified, atomic downloader
+    from mrct.io.download import download  # the data stage's verified, atomic downloader
 
     dest, lock_file = Path(dest), Path(lock_file)
     had_lock, had_file = lock_file.exists(), dest.exists()

@@ -1,6 +1,6 @@
 """``mrct-translate``: a whole MR volume into a synthetic CT in HU (or CT into MR), slice by slice.
 
-The input is read with ``mrct.volume_io.read_volume`` (any supported format, reoriented to LPS so
+The input is read with ``mrct.io.volumes.read_volume`` (any supported format, reoriented to LPS so
 that array axis 0 runs over axial slices); each axial slice is mapped to 8 bits with the same
 intensity window as in training, fitted into the network's square (``to_square``), translated,
 brought back to the slice's shape (``from_square``) and to physical units, and the volume is
@@ -24,11 +24,11 @@ import pandas as pd
 import SimpleITK as sitk
 from skimage.filters import threshold_otsu
 
-from mrct.manifest import read_manifest
-from mrct.networks import generator_metadata, load_trained_generator
-from mrct.predict import translate_images
-from mrct.slicing import from_square, to_square, to_uint8
-from mrct.volume_io import read_volume, write_volume
+from mrct.slices.manifest import read_manifest
+from mrct.models.networks import generator_metadata, load_trained_generator
+from mrct.inference.predict import translate_images
+from mrct.slices.geometry import from_square, to_square, to_uint8
+from mrct.io.volumes import read_volume, write_volume
 
 log = logging.getLogger(__name__)
 

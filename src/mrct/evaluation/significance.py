@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, wilcoxon
 
-from mrct.metrics import HIGHER_IS_BETTER
-from mrct.tables import direction_metrics
+from mrct.evaluation.metrics import HIGHER_IS_BETTER
+from mrct.evaluation.tables import direction_metrics
 
 COLUMNS = [
     "direction", "metric", "model", "baseline", "n_pairs", "median_difference", "statistic",

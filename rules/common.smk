@@ -3,10 +3,11 @@
 from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
+from mrct.models.registry import load_zoo_registry, starts_from_file
+from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
 from mrct.sources.synthrad import synthrad_patient_ids
-from mrct.models.registry import is_zoo_model, load_zoo_registry
 
 try:
     validate_config(config)
@@ -15,13 +16,13 @@ except ConfigError as error:
 
 DATASET = config["dataset"]["source"]
 MODELS = list(config["models"])
-DIRECTIONS = ["mr2ct", "ct2mr"]
+DIRECTIONS = list(DIRECTION_TABLE)
 
 
 wildcard_constraints:
     patient=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     model="|".join(MODELS),
-    direction="mr2ct|ct2mr",
+    direction="|".join(DIRECTIONS),
 
 
 def _first(ids):
@@ -62,21 +63,21 @@ def get_bias_settings():
 
 
 def get_slice_tables(wildcards):
-    return expand("results/slices/{patient}/slices.csv", patient=get_patients())
+    return expand(rules.extract_slices.output.table, patient=get_patients())
 
 
 def get_registration_qa(wildcards):
-    return expand("results/preprocessed/{patient}/qa.png", patient=get_patients())
+    return expand(rules.register.output.qa, patient=get_patients())
 
 
 def get_pretrained(wildcards):
-    """The starting weights of a model: none for scratch, a file for every other model."""
-    if wildcards.model == "scratch":
+    """The starting weights of a model: a file, unless the registry says it starts at random."""
+    if not starts_from_file(wildcards.model):
         return []
+    # Made by download_pretrained (zoo models) or pretrain_photos (skimage_photos).
     return f"resources/pretrained/{wildcards.model}.pth"
 
 
-# --- models stage (networks engineer) ---------------------------------------------------------
 ZOO_MODELS = sorted(load_zoo_registry())
 
 
@@ -88,7 +89,8 @@ def get_train_settings(wildcards):
     """The training settings of one model as a dict: a param, so any change reruns training.
 
     Built by the same function the training script uses; zoo models do not depend on the
-    `network` section. checkpoint_every and device are left out: they do not change the result.
+    `network` section. checkpoint_every and device are left out: they do not change the result
+    (the script reads them with mrct.io.joblog.untracked_setting).
     """
     import dataclasses
 
@@ -101,66 +103,47 @@ def get_train_settings(wildcards):
 
 def get_translation_source(wildcards):
     """The registered volume a translation starts from: MR for mr2ct, CT for ct2mr."""
-    modality = "mr" if wildcards.direction == "mr2ct" else "ct"
-    return f"results/preprocessed/{wildcards.patient}/{modality}.nii.gz"
-
-
-# --- end of models stage ----------------------------------------------------------------------
+    modality = DIRECTION_TABLE[wildcards.direction].source
+    return getattr(rules.register.output, modality).format(patient=wildcards.patient)
 
 
 def get_metric_tables(wildcards):
-    return expand("results/metrics/{model}.csv", model=MODELS)
+    return expand(rules.evaluate.output.slices, model=MODELS)
 
 
 def get_final_output():
+    """Every model, its predictions, the tables, the latent summary and the report."""
     return [
-        "results/slices/manifest.csv",
-        *expand(
-            "results/models/{model}/G_{direction}.pth",
-            model=MODELS,
-            direction=DIRECTIONS,
-        ),
-        *expand(
-            "results/predictions/{model}/{direction}",
-            model=MODELS,
-            direction=DIRECTIONS,
-        ),
-        *expand(
-            "results/tables/metrics_{direction}.{ext}",
-            direction=DIRECTIONS,
-            ext=["csv", "md", "tex"],
-        ),
-        "results/latent/separability.csv",
-        "results/report.html",
+        rules.split.output.manifest,
+        *expand(rules.train.output, model=MODELS),
+        *get_prediction_dirs(None),
+        *rules.tables.output,
+        rules.latent_summary.output.separability,
+        rules.report.output.html,
     ]
 
 
-# --- evaluation and report (issue 4) ---
-
-
 def get_patient_metric_tables(wildcards):
-    return expand("results/metrics/{model}_patients.csv", model=MODELS)
+    return expand(rules.evaluate.output.patients, model=MODELS)
 
 
 def get_prediction_dirs(wildcards):
-    return expand(
-        "results/predictions/{model}/{direction}", model=MODELS, direction=DIRECTIONS
-    )
+    return [
+        path for model in MODELS for path in expand(rules.predict.output, model=model)
+    ]
 
 
 def get_train_logs(wildcards):
-    return expand("results/models/{model}/train_log.csv", model=MODELS)
+    return expand(rules.train.output.train_log, model=MODELS)
 
 
 def get_latent_features(wildcards):
-    return expand("results/latent/{model}_features.npz", model=MODELS)
+    return expand(rules.latent.output.features, model=MODELS)
 
 
 def get_latent_separability(wildcards):
-    return expand("results/latent/{model}_separability.csv", model=MODELS)
+    return expand(rules.latent.output.separability, model=MODELS)
 
 
 def get_latent_plots(wildcards):
-    return expand(
-        "results/latent/{model}_{method}.png", model=MODELS, method=["tsne", "umap"]
-    )
+    return expand([rules.latent.output.tsne, rules.latent.output.umap], model=MODELS)

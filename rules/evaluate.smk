@@ -3,9 +3,9 @@
 
 rule evaluate:
     input:
-        manifest="results/slices/manifest.csv",
-        mr2ct="results/predictions/{model}/mr2ct",
-        ct2mr="results/predictions/{model}/ct2mr",
+        manifest=rules.split.output.manifest,
+        mr2ct=rules.predict.output.mr2ct,
+        ct2mr=rules.predict.output.ct2mr,
     output:
         slices="results/metrics/{model}.csv",
         patients="results/metrics/{model}_patients.csv",
@@ -64,11 +64,12 @@ rule tables:
         "../scripts/tables.py"
 
 
+# train.device is read through mrct.io.joblog.untracked_setting (see rule train).
 rule latent:
     input:
-        manifest="results/slices/manifest.csv",
-        g_mr2ct="results/models/{model}/G_mr2ct.pth",
-        g_ct2mr="results/models/{model}/G_ct2mr.pth",
+        manifest=rules.split.output.manifest,
+        g_mr2ct=rules.train.output.g_mr2ct,
+        g_ct2mr=rules.train.output.g_ct2mr,
     output:
         features="results/latent/{model}_features.npz",
         tsne=report(
@@ -97,7 +98,6 @@ rule latent:
     params:
         latent=config["latent"],
         seed=config["seed"],
-        device=config["train"]["device"],
     script:
         "../scripts/latent.py"
 

@@ -58,9 +58,11 @@ rule pretrain_photos:
 
 # One (GPU) job per model, resumable: a checkpoint in results/models/{model}/resume/ (not an
 # output, so it survives a killed job) is picked up by the rerun when the settings are unchanged.
+# train.device and train.checkpoint_every are read through mrct.io.joblog.untracked_setting:
+# they do not change the result, so they are no params (a change must not retrain).
 rule train:
     input:
-        manifest="results/slices/manifest.csv",
+        manifest=rules.split.output.manifest,
         pretrained=get_pretrained,
     output:
         g_mr2ct="results/models/{model}/G_mr2ct.pth",
@@ -88,11 +90,12 @@ rule train:
         "../scripts/train.py"
 
 
+# train.device is read through mrct.io.joblog.untracked_setting (see rule train).
 rule predict:
     input:
-        manifest="results/slices/manifest.csv",
-        g_mr2ct="results/models/{model}/G_mr2ct.pth",
-        g_ct2mr="results/models/{model}/G_ct2mr.pth",
+        manifest=rules.split.output.manifest,
+        g_mr2ct=rules.train.output.g_mr2ct,
+        g_ct2mr=rules.train.output.g_ct2mr,
     output:
         mr2ct=directory("results/predictions/{model}/mr2ct"),
         ct2mr=directory("results/predictions/{model}/ct2mr"),
@@ -116,9 +119,10 @@ rule predict:
 #   snakemake results/translated/scratch/demo01_mr2ct.nii.gz
 # A whole registered volume translated slice by slice, in HU (mr2ct) or MR units (ct2mr), with
 # the input's geometry; the intensity windows are those of the patient in the manifest.
+# train.device is read through mrct.io.joblog.untracked_setting (see rule train).
 rule translate_volume:
     input:
-        manifest="results/slices/manifest.csv",
+        manifest=rules.split.output.manifest,
         generator="results/models/{model}/G_{direction}.pth",
         volume=get_translation_source,
     output:

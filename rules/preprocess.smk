@@ -33,8 +33,8 @@ rule bias_correct:
 
 rule register:
     input:
-        mr="results/preprocessed/{patient}/mr_biascorrected.nii.gz",
-        mr_mask="results/preprocessed/{patient}/mr_headmask.nii.gz",
+        mr=rules.bias_correct.output.mr,
+        mr_mask=rules.bias_correct.output.mask,
         ct=get_raw_image("ct"),
     output:
         mr="results/preprocessed/{patient}/mr.nii.gz",

@@ -9,7 +9,7 @@ localrules:
 
 rule figures:
     input:
-        manifest="results/slices/manifest.csv",
+        manifest=rules.split.output.manifest,
         predictions=get_prediction_dirs,
         slices=get_metric_tables,
         train_logs=get_train_logs,
@@ -52,20 +52,15 @@ rule figures:
 
 rule report:
     input:
-        manifest="results/slices/manifest.csv",
-        mr2ct="results/tables/metrics_mr2ct.csv",
-        ct2mr="results/tables/metrics_ct2mr.csv",
-        significance="results/tables/significance.csv",
+        manifest=rules.split.output.manifest,
+        mr2ct=rules.tables.output.mr2ct_csv,
+        ct2mr=rules.tables.output.ct2mr_csv,
+        significance=rules.tables.output.significance_csv,
         qa=get_registration_qa,
-        figures=[
-            "results/figures/translation_mr2ct.png",
-            "results/figures/translation_ct2mr.png",
-            "results/figures/metric_distributions.png",
-            "results/figures/loss_curves.png",
-        ],
-        latent_grid="results/latent/grid.png",
+        figures=rules.figures.output,
+        latent_grid=rules.latent_summary.output.grid,
         latent_plots=get_latent_plots,
-        separability="results/latent/separability.csv",
+        separability=rules.latent_summary.output.separability,
     output:
         html=report(
             "results/report.html",
@@ -80,5 +75,7 @@ rule report:
     threads: 1
     params:
         benchmark_dir="benchmarks/out",
+        # The report prints the whole configuration (provenance), so any change reruns it.
+        config=config,
     script:
         "../scripts/report.py"

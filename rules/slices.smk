@@ -3,9 +3,9 @@
 
 rule extract_slices:
     input:
-        mr="results/preprocessed/{patient}/mr.nii.gz",
-        ct="results/preprocessed/{patient}/ct.nii.gz",
-        mask="results/preprocessed/{patient}/mask.nii.gz",
+        mr=rules.register.output.mr,
+        ct=rules.register.output.ct,
+        mask=rules.register.output.mask,
     output:
         pngs=directory("results/slices/{patient}/png"),
         table="results/slices/{patient}/slices.csv",

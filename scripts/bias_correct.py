@@ -1,7 +1,7 @@
 """Entry point of rule bias_correct."""
 
-from mrct.preprocess.steps import bias_correct_files
 from mrct.io.joblog import setup_logging
+from mrct.preprocess.steps import bias_correct_files
 
 log = setup_logging(snakemake.log[0])
 bias_correct_files(

@@ -1,13 +1,13 @@
 """Entry point of checkpoint download_dataset: fetch the SynthRAD2023 archive atomically."""
 
-from mrct.io.joblog import setup_logging
+from mrct.io.joblog import setup_logging, untracked_setting
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 from mrct.io.download import download  # noqa: E402
 
 # Not params (see rules/data.smk): changing them must not delete and re-download the archive.
-settings = snakemake.config["dataset"]["synthrad2023"]  # noqa: F821
+settings = untracked_setting(snakemake, "dataset", "synthrad2023")  # noqa: F821
 download(
     snakemake.params.url,  # noqa: F821
     snakemake.output.archive,  # noqa: F821

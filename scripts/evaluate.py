@@ -6,8 +6,8 @@ log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 from pathlib import Path  # noqa: E402
 
-from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.evaluation.evaluate import evaluate_model  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.slices.manifest import read_manifest  # noqa: E402
 
 slices, patients = evaluate_model(

@@ -1,22 +1,22 @@
 """Entry point of rule latent: bottleneck features, t-SNE/UMAP and separability of one model."""
 
-from mrct.io.joblog import setup_logging
+from mrct.io.joblog import setup_logging, untracked_setting
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 import torch  # noqa: E402
 
-from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.evaluation.figures import save_figure  # noqa: E402
 from mrct.evaluation.latent import LatentSettings, analyse, extract_features, plot_embeddings, save_latent, test_images  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
+from mrct.models.trained import load_trained_generator  # noqa: E402
 from mrct.slices.manifest import read_manifest  # noqa: E402
-from mrct.models.networks import load_trained_generator  # noqa: E402
 from mrct.training.loop import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 model = snakemake.wildcards.model  # noqa: F821
 settings = LatentSettings(seed=snakemake.params.seed, **snakemake.params.latent)  # noqa: F821
-device = str(resolve_device(snakemake.params.device))  # noqa: F821
+device = str(resolve_device(untracked_setting(snakemake, "train", "device")))  # noqa: F821
 generators = {
     "mr2ct": load_trained_generator(snakemake.input.g_mr2ct, device),  # noqa: F821
     "ct2mr": load_trained_generator(snakemake.input.g_ct2mr, device),  # noqa: F821

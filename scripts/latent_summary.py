@@ -4,10 +4,10 @@ from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.evaluation.figures import save_figure  # noqa: E402
 from mrct.evaluation.latent import plot_grid  # noqa: E402
 from mrct.evaluation.tables import read_metric_tables  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
 
 models = list(snakemake.params.models)  # noqa: F821
 save_figure(plot_grid(dict(zip(models, snakemake.input.features, strict=True))), snakemake.output.grid)  # noqa: F821

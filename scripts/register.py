@@ -2,8 +2,8 @@
 
 import SimpleITK as sitk
 
-from mrct.preprocess.steps import register_files
 from mrct.io.joblog import setup_logging
+from mrct.preprocess.steps import register_files
 
 log = setup_logging(snakemake.log[0])
 sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(snakemake.threads)

@@ -19,6 +19,6 @@ report_inputs = ReportInputs(
     latent_plots=[Path(p) for p in inputs.latent_plots],
     separability=Path(inputs.separability),
     benchmark_dir=Path(snakemake.params.benchmark_dir),  # noqa: F821
-    config=dict(snakemake.config),  # noqa: F821
+    config=dict(snakemake.params.config),  # noqa: F821
 )
 write_report(report_inputs, snakemake.output.html)  # noqa: F821

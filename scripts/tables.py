@@ -4,15 +4,16 @@ from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.evaluation.significance import significance_table, to_markdown  # noqa: E402
 from mrct.evaluation.tables import read_metric_tables, summarize, write_direction_tables  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
+from mrct.slices.manifest import DIRECTIONS  # noqa: E402
 
 out = snakemake.output  # noqa: F821
 models = list(snakemake.params.models)  # noqa: F821
 slices = read_metric_tables(snakemake.input.slices)  # noqa: F821
 patients = read_metric_tables(snakemake.input.patients)  # noqa: F821
-for direction in ("mr2ct", "ct2mr"):
+for direction in DIRECTIONS:
     table = summarize(slices, models, direction, patients)
     write_direction_tables(table, direction, *(getattr(out, f"{direction}_{ext}") for ext in ("csv", "md", "tex")))
 significance = significance_table(slices, models, alpha=snakemake.params.alpha)  # noqa: F821

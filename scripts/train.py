@@ -1,6 +1,6 @@
 """Entry point of rule train: fine-tune (or train from scratch) one model, resumably."""
 
-from mrct.io.joblog import setup_logging
+from mrct.io.joblog import setup_logging, untracked_setting
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
@@ -12,11 +12,10 @@ from mrct.training.loop import train_model  # noqa: E402
 from mrct.training.settings import TrainSettings  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
-train_config = snakemake.config["train"]  # noqa: F821
 settings = TrainSettings(
     **snakemake.params.settings,  # noqa: F821
-    checkpoint_every=train_config["checkpoint_every"],
-    device=train_config["device"],
+    checkpoint_every=untracked_setting(snakemake, "train", "checkpoint_every"),  # noqa: F821
+    device=untracked_setting(snakemake, "train", "device"),  # noqa: F821
 )
 train_model(
     settings,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import FileServer, Route
+
 from mrct.io.download import ChecksumError, DownloadError, download, read_lock, verify_file
 
 

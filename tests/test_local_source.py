@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mrct.sources.local import find_modality, find_patients
 from mrct.io.volumes import read_volume
+from mrct.sources.local import find_modality, find_patients
 
 
 def _touch(path: Path) -> Path:

@@ -15,6 +15,7 @@ from torchmetrics.functional.image import visual_information_fidelity
 
 from mrct.evaluation import metrics
 from mrct.evaluation.evaluate import evaluate_model
+from mrct.slices.geometry import from_uint8
 
 
 def _reference_image(size: int = 64, seed: int = 0) -> np.ndarray:
@@ -159,7 +160,7 @@ def test_hu_metrics_known_mae_and_clipping():
 
 def test_png_to_hu_inverts_the_window():
     png = np.array([0, 255, 51], dtype=np.uint8)
-    assert metrics.png_to_hu(png, -1024, 2000).tolist() == pytest.approx([-1024, 2000, -1024 + 0.2 * 3024])
+    assert from_uint8(png, -1024, 2000).tolist() == pytest.approx([-1024, 2000, -1024 + 0.2 * 3024])
 
 
 def test_hu_clip_must_be_ordered():

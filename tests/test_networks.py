@@ -6,16 +6,15 @@ import pytest
 import torch
 
 from mrct.models.networks import (
-    GENERATOR_FORMAT,
     NLayerDiscriminator,
     ResnetGenerator,
     count_parameters,
     from_network_output,
     init_weights,
-    load_trained_generator,
     to_network_input,
 )
 from mrct.models.registry import zoo_architecture
+from mrct.models.trained import GENERATOR_FORMAT, load_trained_generator
 
 
 def test_zoo_generator_has_the_published_parameter_count():

@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 from tiny_slices import write_tiny_dataset
 
-from mrct.slices.manifest import read_manifest
-from mrct.models.networks import GENERATOR_FORMAT, ResnetGenerator, init_weights
 from mrct.inference.predict import predict_test_split, translate_images
+from mrct.models.networks import ResnetGenerator, init_weights
+from mrct.models.trained import GENERATOR_FORMAT
+from mrct.slices.manifest import read_manifest
 
 
 def write_generator(path, direction, seed=0):

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from test_tables import fake_metrics
 
 from mrct.evaluation.figures import figure_slices, loss_curves, metric_distributions, save_figure, translation_grid
-from mrct.report import SECTIONS, ReportInputs, build_report, write_report
 from mrct.evaluation.significance import significance_table
 from mrct.evaluation.tables import summarize
-from test_tables import fake_metrics
+from mrct.report import SECTIONS, ReportInputs, build_report, write_report
 
 MODELS = ["scratch", "skimage_photos"]
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 from statsmodels.stats.multitest import multipletests
+from test_tables import fake_metrics
 
 from mrct.evaluation.significance import holm, rank_biserial, significance_table, to_markdown
-from test_tables import fake_metrics
 
 
 def test_holm_matches_statsmodels():

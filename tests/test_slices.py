@@ -8,9 +8,9 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from mrct.slices.manifest import MANIFEST_COLUMNS, read_manifest
 from mrct.slices.extract import choose_slices, extract_patient_slices
 from mrct.slices.geometry import from_square, from_uint8, to_square, to_uint8
+from mrct.slices.manifest import MANIFEST_COLUMNS, read_manifest
 from mrct.slices.split import assign_split, build_manifest, write_manifest
 
 

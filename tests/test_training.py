@@ -9,16 +9,16 @@ import pytest
 import torch
 from tiny_slices import write_tiny_dataset
 
+from mrct.models.networks import ResnetGenerator, init_weights
+from mrct.models.pretrained import save_pretrained_generator
+from mrct.models.trained import load_trained_generator
 from mrct.slices.manifest import read_manifest
-from mrct.models.networks import ResnetGenerator, init_weights, load_trained_generator
-from mrct.training.loop import train_model
-from mrct.training.settings import TrainSettings, settings_from_config
 from mrct.training.build import build_networks
 from mrct.training.data import epoch_batches, load_split
-from mrct.training.loop import lr_factor, make_optimisers
+from mrct.training.loop import lr_factor, make_optimisers, train_model
 from mrct.training.pool import ImagePool
+from mrct.training.settings import TrainSettings, settings_from_config
 from mrct.training.step import train_step
-from mrct.models.pretrained import save_pretrained_generator
 
 TINY = dict(model="skimage_photos", seed=3, ngf=4, n_blocks=1, ndf=4, d_layers=2, n_epochs=1, n_epochs_decay=1,
             batch_size=2, pool_size=4, device="cpu")

@@ -9,8 +9,8 @@ import torch
 from test_predict import write_generator
 from tiny_slices import write_tiny_dataset
 
-from mrct.slices.manifest import read_manifest
 from mrct.inference.translate import Windows, auto_mr_window, main, resolve_windows, translate_array
+from mrct.slices.manifest import read_manifest
 
 
 def _head_volume(shape=(5, 20, 18), seed=0):

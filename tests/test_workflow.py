@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
 
 from mrct.report import SECTIONS
-from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
 
 MODELS = ["scratch", "skimage_photos"]
 CONFIG = tw.tiny_config(models=MODELS, slices={"size": 48})

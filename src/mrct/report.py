@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mrct.evaluation.tables import LABELS, format_value, higher_is_better
 from mrct.io.atomic import write_text_atomic
-from mrct.evaluation.tables import LABELS, _fmt, higher_is_better
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def metric_table_html(table: pd.DataFrame) -> str:
         best = set(str(row.get("best", "")).split(";"))
         cells = [html.escape(str(row["model"])), html.escape(str(row["category"])), str(row["n_slices"])]
         for m in metrics:
-            text = f"{_fmt(row[f'{m}_avg'], m)} ± {_fmt(row[f'{m}_std'], m)}"
+            text = f"{format_value(row[f'{m}_avg'], m)} ± {format_value(row[f'{m}_std'], m)}"
             cells.append(f"<b>{text}</b>" if m in best else text)
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

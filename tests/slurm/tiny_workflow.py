@@ -68,8 +68,8 @@ def snakemake(workdir: Path, *args: str, check: bool = True,
     return result
 
 
-def available_rules(workdir: Path) -> set[str] | None:
-    """The workflow's rule names, or None while a rule file the Snakefile includes is missing.
+def available_rules(workdir: Path) -> set[str]:
+    """The workflow's rule names; a rule file that the Snakefile includes must exist.
 
     Read from the rule files (``rule x:`` / ``checkpoint x:`` lines) rather than with
     ``snakemake --list-rules``: that would cost a full parse (seconds) per test module, and a
@@ -77,8 +77,8 @@ def available_rules(workdir: Path) -> set[str] | None:
     """
     included = re.findall(r'^include:\s*"([^"]+)"', SNAKEFILE.read_text(encoding="utf-8"), re.MULTILINE)
     files = [SNAKEFILE, *(SNAKEFILE.parent / name for name in included)]
-    if not all(f.exists() for f in files):
-        return None
+    missing = [str(f) for f in files if not f.exists()]
+    assert not missing, f"the Snakefile includes rule files that do not exist: {missing}"
     pattern = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.MULTILINE)
     return {name for f in files for name in pattern.findall(f.read_text(encoding="utf-8"))}
 

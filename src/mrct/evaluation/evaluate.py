@@ -12,38 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS, hu_metrics, image_metrics, png_to_hu, vif_batch
+from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS, hu_metrics, image_metrics, vif_batch
+from mrct.io.png import read_gray_png
+from mrct.slices.geometry import from_uint8
+from mrct.slices.manifest import DIRECTIONS, split_rows
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("mr2ct", "ct2mr")
-#: Ground-truth column of the manifest that each direction is compared with.
-TARGET_COLUMN = {"mr2ct": "ct_png", "ct2mr": "mr_png"}
 SLICE_KEYS = ["model", "patient", "slice", "direction"]
-
-
-def read_gray_png(path: str | Path) -> np.ndarray:
-    """An 8-bit grayscale PNG as uint8 [H, W]; RGB files (identical channels) are averaged."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: expected an 8-bit PNG slice, file not found")
-    with Image.open(path) as image:
-        array = np.asarray(image)
-    if array.ndim == 3:
-        array = np.rint(array[..., :3].astype(np.float64).mean(axis=2)).astype(np.uint8)
-    if array.ndim != 2 or array.dtype != np.uint8:
-        raise ValueError(f"{path}: expected an 8-bit grayscale image, got shape {array.shape} dtype {array.dtype}")
-    return array
-
-
-def test_rows(manifest: pd.DataFrame) -> pd.DataFrame:
-    """The test split of the manifest, sorted by patient and slice (the volume order)."""
-    rows = manifest[manifest["split"] == "test"].sort_values(["patient", "slice"]).reset_index(drop=True)
-    if rows.empty:
-        raise ValueError("manifest: expected at least one test slice, got none")
-    return rows
 
 
 def prediction_path(pred_root: str | Path, direction: str, ground_truth_png: str) -> Path:
@@ -58,14 +35,15 @@ def evaluate_model(
 
     ``pred_root`` holds ``mr2ct/`` and ``ct2mr/``. Returns (slices, patients) tables.
     """
-    rows = test_rows(manifest)
+    rows = split_rows(manifest, "test")
     records = []
     volumes: dict[str, dict[str, list[np.ndarray]]] = {}
     for direction in DIRECTIONS:
         refs, preds = [], []
         for row in rows.itertuples(index=False):
-            ref = read_gray_png(getattr(row, TARGET_COLUMN[direction]))
-            pred_file = prediction_path(pred_root, direction, getattr(row, TARGET_COLUMN[direction]))
+            target_png = getattr(row, DIRECTIONS[direction].target_column)
+            ref = read_gray_png(target_png)
+            pred_file = prediction_path(pred_root, direction, target_png)
             pred = read_gray_png(pred_file)
             if pred.shape != ref.shape:
                 raise ValueError(f"{pred_file}: expected shape {ref.shape} of the ground truth, got {pred.shape}")
@@ -77,8 +55,8 @@ def evaluate_model(
             record.update(image_metrics(pred, ref, vif_value=vif_value))
             if direction == "mr2ct":
                 mask = read_gray_png(row.mask_png) > 127
-                pred_hu = png_to_hu(pred, row.ct_lo_hu, row.ct_hi_hu)
-                ref_hu = png_to_hu(ref, row.ct_lo_hu, row.ct_hi_hu)
+                pred_hu = from_uint8(pred, row.ct_lo_hu, row.ct_hi_hu)
+                ref_hu = from_uint8(ref, row.ct_lo_hu, row.ct_hi_hu)
                 record.update(hu_metrics(pred_hu, ref_hu, mask, hu_clip))
                 stack = volumes.setdefault(row.patient, {"pred": [], "ref": [], "mask": []})
                 stack["pred"].append(pred_hu)

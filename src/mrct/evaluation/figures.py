@@ -17,12 +17,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from mrct.evaluation.evaluate import prediction_path  # noqa: E402
 from mrct.io.atomic import atomic_path  # noqa: E402
-from mrct.evaluation.evaluate import TARGET_COLUMN, prediction_path, read_gray_png, test_rows  # noqa: E402
+from mrct.io.png import read_gray_png  # noqa: E402
+from mrct.slices.manifest import DIRECTIONS, evenly_spaced, split_rows  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-SOURCE_COLUMN = {"mr2ct": "mr_png", "ct2mr": "ct_png"}
 DISTRIBUTION_METRICS = ["psnr", "ssim", "uqi", "vif"]
 
 
@@ -34,9 +35,8 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> None:
 
 def figure_slices(manifest: pd.DataFrame, n_slices: int) -> pd.DataFrame:
     """A few fixed test slices, evenly spaced over the (sorted) test split: same ones every run."""
-    rows = test_rows(manifest)
-    picks = np.unique(np.linspace(0, len(rows) - 1, num=min(n_slices, len(rows))).round().astype(int))
-    return rows.iloc[picks].reset_index(drop=True)
+    rows = split_rows(manifest, "test")
+    return rows.iloc[evenly_spaced(len(rows), n_slices)].reset_index(drop=True)
 
 
 def translation_grid(
@@ -48,8 +48,8 @@ def translation_grid(
     n_cols = 2 + len(models)
     fig, axes = plt.subplots(2 * len(rows), n_cols, figsize=(1.9 * n_cols, 3.8 * len(rows)), squeeze=False)
     for i, row in enumerate(rows.itertuples(index=False)):
-        source = read_gray_png(getattr(row, SOURCE_COLUMN[direction]))
-        target_png = getattr(row, TARGET_COLUMN[direction])
+        source = read_gray_png(getattr(row, DIRECTIONS[direction].source_column))
+        target_png = getattr(row, DIRECTIONS[direction].target_column)
         target = read_gray_png(target_png)
         top, bottom = axes[2 * i], axes[2 * i + 1]
         top[0].imshow(source, cmap="gray", vmin=0, vmax=255)
@@ -80,7 +80,7 @@ def metric_distributions(slices: pd.DataFrame, models: Sequence[str]) -> plt.Fig
     data = slices.replace([np.inf, -np.inf], np.nan)
     for ax, metric in zip(axes.flat, DISTRIBUTION_METRICS, strict=True):
         sns.boxplot(data=data, x="model", y=metric, hue="direction", order=list(models),
-                    hue_order=["mr2ct", "ct2mr"], ax=ax, fliersize=2)
+                    hue_order=list(DIRECTIONS), ax=ax, fliersize=2)
         ax.set_title(metric.upper(), fontsize=10)
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=45, labelsize=8)

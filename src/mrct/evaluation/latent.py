@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mrct.slices.manifest import DIRECTIONS
+
 log = logging.getLogger(__name__)
 
-GENERATORS = ("mr2ct", "ct2mr")
+GENERATORS = tuple(DIRECTIONS)
 MODALITIES = ("MR", "CT")
 
 
@@ -175,12 +177,11 @@ def plot_embeddings(embeddings: Mapping[str, np.ndarray], method: str, n_per_mod
 
 def test_images(manifest: pd.DataFrame, max_slices: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Test rows (at most ``max_slices``, evenly spaced) and their MR and CT PNGs as uint8 stacks."""
-    from mrct.evaluation.evaluate import read_gray_png, test_rows
+    from mrct.io.png import read_gray_png
+    from mrct.slices.manifest import evenly_spaced, split_rows
 
-    rows = test_rows(manifest)
-    if max_slices is not None and len(rows) > max_slices:
-        picks = np.unique(np.linspace(0, len(rows) - 1, num=max_slices).round().astype(int))
-        rows = rows.iloc[picks].reset_index(drop=True)
+    rows = split_rows(manifest, "test")
+    rows = rows.iloc[evenly_spaced(len(rows), max_slices)].reset_index(drop=True)
     mr = np.stack([read_gray_png(p) for p in rows["mr_png"]])
     ct = np.stack([read_gray_png(p) for p in rows["ct_png"]])
     return rows, mr, ct

@@ -38,8 +38,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from scipy.ndimage import correlate1d
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +207,6 @@ def image_metrics(pred: np.ndarray, ref: np.ndarray, vif_value: float | None = N
         "vif": vif(pred, ref) if vif_value is None else float(vif_value),
         **error_metrics(pred, ref),
     }
-
-
-def png_to_hu(png: np.ndarray, lo_hu: float, hi_hu: float) -> np.ndarray:
-    """Invert the CT windowing of the slicing stage: hu = lo + png / 255 * (hi - lo)."""
-    return lo_hu + np.asarray(png, np.float64) / 255.0 * (hi_hu - lo_hu)
 
 
 def _check_clip(hu_clip: Sequence[float]) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from scipy.stats import rankdata, wilcoxon
 
 from mrct.evaluation.metrics import HIGHER_IS_BETTER
 from mrct.evaluation.tables import direction_metrics
+from mrct.slices.manifest import DIRECTIONS
 
 COLUMNS = [
     "direction", "metric", "model", "baseline", "n_pairs", "median_difference", "statistic",
@@ -88,7 +89,7 @@ def significance_table(
     if not others:
         return pd.DataFrame([_skip(f"skipped: no model besides the baseline {baseline!r} to compare")], columns=COLUMNS)
     records = []
-    for direction in ("mr2ct", "ct2mr"):
+    for direction in DIRECTIONS:
         rows = slices[slices["direction"] == direction].set_index(["patient", "slice"])
         for metric in direction_metrics(direction):
             base_values = rows.loc[rows["model"] == baseline, metric]

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.io.atomic import write_text_atomic
 from mrct.evaluation.metrics import HIGHER_IS_BETTER, HU_METRICS, IMAGE_METRICS
+from mrct.io.atomic import write_text_atomic
 from mrct.models.registry import model_info
+from mrct.slices.manifest import DIRECTIONS
 
 LABELS = {
     "psnr": "PSNR (dB)", "ssim": "SSIM", "uqi": "UQI", "vif": "VIF", "mae": "MAE", "mse": "MSE", "rmse": "RMSE",
@@ -75,7 +76,7 @@ def _is_best(table: pd.DataFrame, metric: str, row: int) -> bool:
     return bool(np.isclose(column.iloc[row], best, rtol=1e-12, atol=0) or column.iloc[row] == best)
 
 
-def _fmt(value: float, metric: str) -> str:
+def format_value(value: float, metric: str) -> str:
     if pd.isna(value):
         return "n/a"
     if math.isinf(value):
@@ -99,8 +100,8 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
         best = set(row["best"].split(";"))
         cells = [row["model"], row["category"], str(row["n_slices"])]
         for m in metrics:
-            avg = _fmt(row[f"{m}_avg"], m)
-            cells += [f"**{avg}**" if m in best else avg, _fmt(row[f"{m}_std"], m)]
+            avg = format_value(row[f"{m}_avg"], m)
+            cells += [f"**{avg}**" if m in best else avg, format_value(row[f"{m}_std"], m)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -125,8 +126,8 @@ def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
         best = set(row["best"].split(";"))
         cells = [_tex_escape(row["model"]), _tex_escape(row["category"])]
         for m in metrics:
-            avg = _fmt(row[f"{m}_avg"], m)
-            cells += [rf"\textbf{{{avg}}}" if m in best else avg, _fmt(row[f"{m}_std"], m)]
+            avg = format_value(row[f"{m}_avg"], m)
+            cells += [rf"\textbf{{{avg}}}" if m in best else avg, format_value(row[f"{m}_std"], m)]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -144,13 +145,10 @@ def read_metric_tables(paths: Sequence[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-TITLES = {"mr2ct": "MR → CT (synthetic CT vs. real CT)", "ct2mr": "CT → MR (synthetic MR vs. real MR)"}
-
-
 def write_direction_tables(
     table: pd.DataFrame, direction: str, csv_path: str | Path, md_path: str | Path, tex_path: str | Path
 ) -> None:
     """Write one direction's summary as CSV, Markdown and LaTeX (atomically)."""
     write_text_atomic(csv_path, table.to_csv(index=False))
-    write_text_atomic(md_path, to_markdown(table, TITLES[direction]))
-    write_text_atomic(tex_path, to_latex(table, f"Test-set metrics, {TITLES[direction]}: AVG and STD over slices", f"tab:metrics_{direction}"))
+    write_text_atomic(md_path, to_markdown(table, DIRECTIONS[direction].title))
+    write_text_atomic(tex_path, to_latex(table, f"Test-set metrics, {DIRECTIONS[direction].title}: AVG and STD over slices", f"tab:metrics_{direction}"))

@@ -12,17 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
-from mrct.io.atomic import atomic_path
-from mrct.models.networks import ResnetGenerator, from_network_output, load_trained_generator, to_network_input
-from mrct.training.data import read_png_gray
+from mrct.io.png import read_gray_png, write_gray_png
+from mrct.models.networks import ResnetGenerator, from_network_output, to_network_input
+from mrct.models.trained import load_trained_generator
+from mrct.slices.manifest import direction as direction_named
+from mrct.slices.manifest import split_rows
 
 log = logging.getLogger(__name__)
-
-#: direction -> (source column of the manifest, ground-truth column that names the output)
-DIRECTION_COLUMNS = {"mr2ct": ("mr_png", "ct_png"), "ct2mr": ("ct_png", "mr_png")}
-
 
 @torch.no_grad()
 def translate_images(generator: ResnetGenerator, images: np.ndarray, batch_size: int = 8,
@@ -41,16 +38,15 @@ def translate_images(generator: ResnetGenerator, images: np.ndarray, batch_size:
 def predict_direction(generator: ResnetGenerator, rows: pd.DataFrame, direction: str, out_dir: str | Path,
                       root: str | Path = ".", batch_size: int = 8, device: str | torch.device = "cpu") -> list[Path]:
     """Translate the source PNGs of ``rows`` and write them to ``out_dir`` (atomically, one by one)."""
-    source_col, target_col = DIRECTION_COLUMNS[direction]
+    columns = direction_named(direction)
     root, out_dir = Path(root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    images = np.stack([read_png_gray(root / p) for p in rows[source_col]])
+    images = np.stack([read_gray_png(root / p) for p in rows[columns.source_column]])
     predictions = translate_images(generator, images, batch_size, device)
     written = []
-    for prediction, truth in zip(predictions, rows[target_col], strict=True):
+    for prediction, truth in zip(predictions, rows[columns.target_column], strict=True):
         target = out_dir / Path(truth).name
-        with atomic_path(target) as tmp:
-            Image.fromarray(prediction).save(tmp, format="PNG")
+        write_gray_png(prediction, target)
         written.append(target)
     log.info("%s: wrote %d predictions to %s", direction, len(written), out_dir)
     return written
@@ -59,13 +55,10 @@ def predict_direction(generator: ResnetGenerator, rows: pd.DataFrame, direction:
 def predict_test_split(model_dir: str | Path, manifest: pd.DataFrame, out_dirs: dict[str, str | Path],
                        root: str | Path = ".", batch_size: int = 8, device: str = "cpu") -> dict[str, list[Path]]:
     """Predict the test split in each direction of ``out_dirs`` with ``model_dir``/G_{direction}.pth."""
-    rows = manifest[manifest["split"] == "test"].sort_values(["patient", "slice"])
-    if rows.empty:
-        raise ValueError("manifest: expected at least one test slice, got none")
+    rows = split_rows(manifest, "test")
     written = {}
     for direction, out_dir in out_dirs.items():
-        if direction not in DIRECTION_COLUMNS:
-            raise ValueError(f"direction must be one of {sorted(DIRECTION_COLUMNS)}, got {direction!r}")
+        direction_named(direction)  # an unknown direction fails before any model is loaded
         generator = load_trained_generator(Path(model_dir) / f"G_{direction}.pth", device)
         written[direction] = predict_direction(generator, rows, direction, out_dir, root, batch_size, device)
     return written

@@ -24,11 +24,11 @@ import pandas as pd
 import SimpleITK as sitk
 from skimage.filters import threshold_otsu
 
-from mrct.slices.manifest import read_manifest
-from mrct.models.networks import generator_metadata, load_trained_generator
 from mrct.inference.predict import translate_images
-from mrct.slices.geometry import from_square, to_square, to_uint8
 from mrct.io.volumes import read_volume, write_volume
+from mrct.models.trained import generator_metadata, load_trained_generator
+from mrct.slices.geometry import from_square, from_uint8, to_square, to_uint8
+from mrct.slices.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def translate_array(generator, volume: np.ndarray, windows: Windows, size: int, 
     translated = translate_images(generator, squares, batch_size, device)
     t_lo, t_hi = windows.target
     shape = volume.shape[1:]
-    out = [t_lo + from_square(p.astype(np.float64), shape, order=1) / 255.0 * (t_hi - t_lo) for p in translated]
+    out = [from_uint8(from_square(p.astype(np.float64), shape, order=1), t_lo, t_hi) for p in translated]
     return np.stack(out).astype(np.float32)
 
 

@@ -1,10 +1,11 @@
-"""Plumbing shared by the entry points in ``scripts/``: logging into the rule's log file."""
+"""Plumbing shared by the entry points in ``scripts/``: the rule's log file, untracked settings."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
@@ -28,3 +29,20 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
         force=True,
     )
     return logging.getLogger("mrct")
+
+
+def untracked_setting(smk: Any, *keys: str) -> Any:
+    """A config value that a job reads although its outputs do not depend on it.
+
+    Everything else reaches a script through the rule's ``input``, ``output`` and ``params``.
+    These few values (the device, the checkpoint interval, download retries and timeouts, a
+    checksum pin) are kept out of ``params`` on purpose: Snakemake reruns a job whose params
+    change, and moving training to a GPU or pinning an archive's checksum must not recompute
+    results. This is the one place scripts read the config; the rule's comment names the key.
+    """
+    value = smk.config
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(f"config key {'.'.join(keys[: depth + 1])} not found")
+        value = value[key]
+    return value

@@ -20,16 +20,11 @@ Two additions that the zoo files must not see:
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-#: Format tag of a trained generator file written by mrct.training.
-GENERATOR_FORMAT = "mrct-generator-1"
 
 #: Number of modules before the residual blocks in ``ResnetGenerator.model``: reflection pad,
 #: 7x7 conv, norm, ReLU, then two (stride-2 conv, norm, ReLU) triples.
@@ -222,45 +217,27 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def to_network_input(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W] (or [N, 1, H, W]) -> float [N, 3, H, W] in [-1, 1], channels identical."""
+def gray_to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W] (or [N, 1, H, W]) -> float [N, 1, H, W] in [-1, 1], the zoo's input range."""
     x = images_uint8.float()
     if x.ndim == 3:
         x = x.unsqueeze(1)
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"expected grayscale images [N, H, W] or [N, 1, H, W], got {tuple(x.shape)}")
-    return (x / 127.5 - 1.0).expand(-1, 3, -1, -1).contiguous()
+    return x / 127.5 - 1.0
+
+
+def gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """[N, 1, H, W] -> [N, 3, H, W] with identical channels: zoo generators take RGB."""
+    return x.expand(-1, 3, -1, -1).contiguous()
+
+
+def to_network_input(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W] (or [N, 1, H, W]) -> float [N, 3, H, W] in [-1, 1], channels identical."""
+    return gray_to_rgb(gray_to_unit(images_uint8))
 
 
 def from_network_output(output: torch.Tensor) -> torch.Tensor:
     """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W]: channels averaged, rounded, clipped."""
     gray = output.float().mean(dim=1)
     return ((gray + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def load_trained_generator(path: str | Path, device: str | torch.device = "cpu") -> ResnetGenerator:
-    """Load a generator file written by ``mrct.training`` (format ``mrct-generator-1``), eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: trained generator file not found")
-    try:
-        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a corrupt or foreign file
-        raise ValueError(f"{path}: expected a trained generator file, could not read it ({error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path}: expected a dict with format {GENERATOR_FORMAT!r}, got {found!r}")
-    net = ResnetGenerator(**payload["architecture"])
-    try:
-        net.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: state dict does not match its architecture: {error}") from None
-    return net.to(device).eval()
-
-
-def generator_metadata(path: str | Path) -> dict[str, Any]:
-    """Everything a trained generator file records except its weights (model, direction, size...)."""
-    path = Path(path)
-    load_trained_generator(path)  # validates the file with clear errors
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    return {k: v for k, v in payload.items() if k != "state_dict"}

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from skimage import color, io
 
 from mrct.io.atomic import atomic_path
-from mrct.models.networks import ResnetGenerator, init_weights
+from mrct.models.networks import ResnetGenerator, gray_to_rgb, init_weights
 from mrct.models.pretrained import save_pretrained_generator
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ def sample_crops(photos: list[torch.Tensor], size: int, batch: int, gen: torch.G
 
 
 def _to_net(images01: torch.Tensor) -> torch.Tensor:
-    return (images01 * 2 - 1).expand(-1, 3, -1, -1)
+    """Photos in [0, 1] -> the network's [-1, 1] range, three identical channels."""
+    return gray_to_rgb(images01 * 2 - 1)
 
 
 def pretrain(s: PretrainSettings) -> tuple[ResnetGenerator, list[float]]:

@@ -1,6 +1,8 @@
-"""The model zoo registry: which pretrained generators exist, where they come from, their lambda.
+"""The model registry: every model a config may name, zoo or local, and what it starts from.
 
-The facts live in ``data/zoo.yaml`` so that adding a model is a data change, not a code change.
+Zoo facts (URL, category, cycle weight) live in ``data/zoo.yaml``, so adding a zoo model is a data
+change. The two local models are entries of ``LOCAL_MODELS`` below. Every other module asks
+this registry (``model_label``, ``starts_from_file``, ``model_info``) rather than testing names.
 """
 
 from __future__ import annotations
@@ -13,9 +15,21 @@ import yaml
 
 #: Non-zoo models: ``scratch`` starts from random weights; ``skimage_photos`` is pretrained
 #: offline by this package on scikit-image's sample photographs (see mrct.models.pretrain_photos).
+#: ``start_file`` says whether training starts from a weight file (``resources/pretrained``);
+#: a model that does not starts from random weights and always trains every layer.
 LOCAL_MODELS = {
-    "scratch": {"category": "baseline (random init)", "lambda_cycle": 10.0},
-    "skimage_photos": {"category": "local pretraining (scikit-image photos)", "lambda_cycle": 10.0},
+    "scratch": {
+        "category": "baseline (random init)",
+        "lambda_cycle": 10.0,
+        "start_file": False,
+        "label": "scratch (random initialisation, not pretrained)",
+    },
+    "skimage_photos": {
+        "category": "local pretraining (scikit-image photos)",
+        "lambda_cycle": 10.0,
+        "start_file": True,
+        "label": "skimage_photos (locally pretrained on scikit-image photos, not a zoo model)",
+    },
 }
 
 
@@ -50,3 +64,14 @@ def model_info(name: str) -> dict[str, Any]:
     except KeyError:
         known = sorted([*LOCAL_MODELS, *_registry_file()["models"]])
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}") from None
+
+
+def starts_from_file(name: str) -> bool:
+    """Whether training of ``name`` starts from a pretrained weight file (every zoo model does)."""
+    return bool(model_info(name).get("start_file", True))
+
+
+def model_label(name: str) -> str:
+    """How a model is named in logs and files: zoo models by category, the others plainly."""
+    info = model_info(name)
+    return info.get("label") or f"{name} (pytorch-CycleGAN-and-pix2pix zoo, {info['category']})"

@@ -13,12 +13,12 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from mrct.io.atomic import atomic_path
+from mrct.io.volumes import read_volume, write_volume
 from mrct.preprocess.bias import correct_bias
 from mrct.preprocess.masks import ct_head_mask, mr_head_mask
 from mrct.preprocess.qa import bias_figure, registration_figure
 from mrct.preprocess.register import register, resample_to
-from mrct.io.atomic import atomic_path
-from mrct.io.volumes import read_volume, write_volume
 
 log = logging.getLogger(__name__)
 

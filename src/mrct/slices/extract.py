@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from PIL import Image
 
-from mrct.io.atomic import atomic_path
-from mrct.slices.manifest import SLICE_TABLE_COLUMNS
+from mrct.io.png import write_gray_png
 from mrct.slices.geometry import to_square, to_uint8
+from mrct.slices.manifest import SLICE_TABLE_COLUMNS, evenly_spaced
 
 
 def choose_slices(mask: np.ndarray, min_head_fraction: float, per_patient: int | None) -> list[int]:
@@ -26,10 +25,7 @@ def choose_slices(mask: np.ndarray, min_head_fraction: float, per_patient: int |
     qualifying = np.flatnonzero(fractions >= min_head_fraction)
     if qualifying.size == 0:
         raise ValueError(f"no axial slice has a head fraction >= {min_head_fraction} (largest: {fractions.max():.3f})")
-    if per_patient is None or per_patient >= qualifying.size:
-        return [int(z) for z in qualifying]
-    picks = np.linspace(0, qualifying.size - 1, per_patient).round().astype(int)
-    return [int(qualifying[i]) for i in np.unique(picks)]
+    return [int(qualifying[i]) for i in evenly_spaced(qualifying.size, per_patient)]
 
 
 def mr_window(mr: np.ndarray, mask: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
@@ -38,11 +34,6 @@ def mr_window(mr: np.ndarray, mask: np.ndarray, percentiles: tuple[float, float]
     if not high > low:
         raise ValueError(f"MR intensities inside the head are constant ({low}); cannot scale to 8 bits")
     return float(low), float(high)
-
-
-def _save_png(pixels: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
 
 
 def extract_patient_slices(mr: sitk.Image, ct: sitk.Image, mask: sitk.Image, patient: str,
@@ -58,9 +49,9 @@ def extract_patient_slices(mr: sitk.Image, ct: sitk.Image, mask: sitk.Image, pat
     for z in choose_slices(mask_a, settings["min_head_fraction"], settings["per_patient"]):
         name = f"{patient}_z{z:03d}.png"
         paths = {kind: out_dir / kind / name for kind in ("mr", "ct", "mask")}
-        _save_png(to_uint8(to_square(mr_a[z], size, background=mr_lo), mr_lo, mr_hi), paths["mr"])
-        _save_png(to_uint8(to_square(ct_a[z], size, background=ct_lo), ct_lo, ct_hi), paths["ct"])
-        _save_png((to_square(mask_a[z].astype(float), size, order=0) > 0.5).astype(np.uint8) * 255, paths["mask"])
+        write_gray_png(to_uint8(to_square(mr_a[z], size, background=mr_lo), mr_lo, mr_hi), paths["mr"])
+        write_gray_png(to_uint8(to_square(ct_a[z], size, background=ct_lo), ct_lo, ct_hi), paths["ct"])
+        write_gray_png((to_square(mask_a[z].astype(float), size, order=0) > 0.5).astype(np.uint8) * 255, paths["mask"])
         rows.append({
             "patient": patient, "slice": z,
             "mr_png": str(paths["mr"]), "ct_png": str(paths["ct"]), "mask_png": str(paths["mask"]),

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from mrct.models.networks import ENCODER_LAYERS, NLayerDiscriminator, ResnetGenerator, count_parameters, init_weights
-from mrct.training.settings import TrainSettings
 from mrct.models.pretrained import load_pretrained_generator
+from mrct.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 

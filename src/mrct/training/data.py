@@ -18,21 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
+
+from mrct.io.png import read_gray_png
+from mrct.models.networks import gray_to_rgb, gray_to_unit
+from mrct.slices.manifest import split_rows
 
 log = logging.getLogger(__name__)
-
-
-def read_png_gray(path: str | Path) -> np.ndarray:
-    """An 8-bit grayscale PNG as a 2-D uint8 array."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: slice PNG not found")
-    with Image.open(path) as image:
-        if image.mode not in ("L", "P", "I;16", "RGB", "RGBA", "LA"):
-            raise ValueError(f"{path}: expected an 8-bit grayscale PNG, got mode {image.mode}")
-        array = np.asarray(image.convert("L"))
-    return array
 
 
 @dataclass(frozen=True)
@@ -50,23 +41,16 @@ class SliceSet:
 
 def load_split(manifest: pd.DataFrame, split: str = "train", root: str | Path = ".") -> SliceSet:
     """Read the MR and CT PNGs of one split of the manifest (paths relative to ``root``)."""
-    rows = manifest[manifest["split"] == split].sort_values(["patient", "slice"])
-    if rows.empty:
-        raise ValueError(f"manifest: no slices in split {split!r}")
+    rows = split_rows(manifest, split)
     root = Path(root)
-    mr = [read_png_gray(root / p) for p in rows["mr_png"]]
-    ct = [read_png_gray(root / p) for p in rows["ct_png"]]
+    mr = [read_gray_png(root / p) for p in rows["mr_png"]]
+    ct = [read_gray_png(root / p) for p in rows["ct_png"]]
     shapes = {a.shape for a in mr + ct}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2 or len(set(next(iter(shapes)))) != 1:
         raise ValueError(f"manifest: expected square slices of one size in split {split!r}, got shapes {sorted(shapes)}")
     names = tuple(Path(p).name for p in rows["ct_png"])
     log.info("loaded %d %s slices of %s px", len(names), split, next(iter(shapes)))
     return SliceSet(torch.from_numpy(np.stack(mr)), torch.from_numpy(np.stack(ct)), names)
-
-
-def _to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, S, S] -> float [N, 1, S, S] in [-1, 1]."""
-    return images.float().unsqueeze(1) / 127.5 - 1.0
 
 
 def _jitter(images: torch.Tensor, load_size: int, crops: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
@@ -107,9 +91,9 @@ def epoch_batches(
     ct_order, ct_crops, ct_flips = (mr_order, mr_crops, mr_flips) if paired else draw()
     for start in range(0, n, batch_size):
         sl = slice(start, start + batch_size)
-        mr = _jitter(_to_float(data.mr[mr_order[sl]]), load_size, mr_crops[sl], mr_flips[sl])
-        ct = _jitter(_to_float(data.ct[ct_order[sl]]), load_size, ct_crops[sl], ct_flips[sl])
-        yield mr.expand(-1, 3, -1, -1).contiguous(), ct.expand(-1, 3, -1, -1).contiguous()
+        mr = _jitter(gray_to_unit(data.mr[mr_order[sl]]), load_size, mr_crops[sl], mr_flips[sl])
+        ct = _jitter(gray_to_unit(data.ct[ct_order[sl]]), load_size, ct_crops[sl], ct_flips[sl])
+        yield gray_to_rgb(mr), gray_to_rgb(ct)
 
 
 def n_batches(data: SliceSet, batch_size: int) -> int:

@@ -21,16 +21,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mrct.io.atomic import atomic_path, write_text_atomic
+from mrct.io.atomic import write_text_atomic
+from mrct.models.registry import is_zoo_model, model_label, starts_from_file
+from mrct.models.trained import save_trained_generator
 from mrct.slices.manifest import read_manifest
-from mrct.models.networks import GENERATOR_FORMAT
 from mrct.training.build import CycleGANNets, build_networks
 from mrct.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mrct.training.data import SliceSet, epoch_batches, load_split, n_batches
 from mrct.training.pool import ImagePool
 from mrct.training.settings import TrainSettings
 from mrct.training.step import Optimisers, train_step
-from mrct.models.registry import is_zoo_model, model_info
 
 log = logging.getLogger(__name__)
 
@@ -77,29 +77,6 @@ def _data_digest(data: SliceSet) -> str:
     return digest.hexdigest()
 
 
-def _generator_payload(net: torch.nn.Module, s: TrainSettings, direction: str, label: str,
-                       image_size: int) -> dict[str, Any]:
-    return {
-        "image_size": image_size,
-        "format": GENERATOR_FORMAT,
-        "model": s.model,
-        "label": label,
-        "direction": direction,
-        "architecture": dict(net.architecture),
-        "strategy": s.strategy,
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
-    }
-
-
-def model_label(model: str) -> str:
-    """How a model is named in logs and files: zoo models by category, the others plainly."""
-    if model == "skimage_photos":
-        return "skimage_photos (locally pretrained on scikit-image photos, not a zoo model)"
-    if model == "scratch":
-        return "scratch (random initialisation, not pretrained)"
-    return f"{model} (pytorch-CycleGAN-and-pix2pix zoo, {model_info(model)['category']})"
-
-
 def train_model(
     settings: TrainSettings,
     manifest: str | Path,
@@ -111,8 +88,9 @@ def train_model(
 ) -> pd.DataFrame:
     """Train (or resume) one model; return the per-epoch log that is also written as CSV."""
     s, out_dir = settings, Path(out_dir)
-    if (pretrained is None) != (s.model == "scratch"):
-        raise ValueError(f"model {s.model}: expected pretrained weights exactly when the model is not scratch")
+    if (pretrained is not None) != starts_from_file(s.model):
+        raise ValueError(f"model {s.model}: expected a pretrained weight file exactly when the registry says it "
+                         f"starts from one ({starts_from_file(s.model)}), got {pretrained!r}")
     if is_zoo_model(s.model) and (s.ngf, s.n_blocks) != (64, 9):
         raise ValueError(f"model {s.model}: zoo models use ngf 64 and 9 blocks, got {s.ngf}, {s.n_blocks}")
     device = resolve_device(s.device)
@@ -220,8 +198,8 @@ def _train(s: TrainSettings, device: torch.device, manifest: str | Path, pretrai
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for direction, net in (("mr2ct", run.nets.g_mr2ct), ("ct2mr", run.nets.g_ct2mr)):
-        with atomic_path(out_dir / f"G_{direction}.pth") as tmp:
-            torch.save(_generator_payload(net, s, direction, label, data.size), tmp)
+        save_trained_generator(out_dir / f"G_{direction}.pth", net, model=s.model, label=label,
+                               direction=direction, strategy=s.strategy, image_size=data.size)
     # Every output names where the model started: zoo category, local photos, or random init.
     table = pd.DataFrame(rows).assign(model=s.model, start=label)
     write_text_atomic(out_dir / "train_log.csv", table.to_csv(index=False))

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from mrct.models.registry import is_zoo_model, model_info, zoo_architecture
+from mrct.models.registry import is_zoo_model, model_info, starts_from_file, zoo_architecture
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ def settings_from_config(config: Mapping[str, Any], model: str) -> TrainSettings
     lambda_cycle = train.get("lambda_cycle")
     if lambda_cycle is None:
         lambda_cycle = float(model_info(model)["lambda_cycle"])
-    if model == "scratch" and train.get("strategy", "full") != "full":
+    if not starts_from_file(model) and train.get("strategy", "full") != "full":
         # Freezing random layers is no baseline: scratch always trains every layer, so that the
         # comparison asks "does the pretrained start help", not "do frozen random features help".
-        log.warning("model scratch: strategy %r ignored, scratch trains every layer", train["strategy"])
+        log.warning("model %s: strategy %r ignored, a random start trains every layer", model, train["strategy"])
         train["strategy"] = "full"
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     passed = {k: v for k, v in train.items() if k in names and k != "lambda_cycle"}

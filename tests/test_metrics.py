@@ -210,3 +210,185 @@ def test_evaluate_model_missing_prediction_names_the_file(tmp_path):
                               "ct_lo_hu": -1024.0, "ct_hi_hu": 2000.0}])
     with pytest.raises(FileNotFoundError, match="ct.png"):
         evaluate_model("m", manifest, tmp_path / "missing", [-1024, 3000])
+
+
+# --- masked metrics ------------------------------------------------------------------------------
+
+
+def _small_head_case(size: int = 64):
+    """A head covering about a third of the slice (as on padded slices), its mask, and two predictions.
+
+    ``noisy`` has a noisier head, ``better`` a visibly better one; both have exactly-0 air.
+    """
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:size, :size] / size - 0.5
+    mask = (xx**2 / 0.09 + yy**2 / 0.12) < 1
+    texture = gaussian_filter(rng.normal(0, 1, (size, size)), 1.5) * 200
+    ref = np.clip(np.rint(np.where(mask, 130 + 50 * np.cos(7 * xx) + texture, 0)), 0, 255).astype(np.uint8)
+
+    def degrade(sigma):
+        head = np.clip(np.rint(ref + rng.normal(0, sigma, ref.shape)), 1, 255)
+        return np.where(mask, head, 0).astype(np.uint8)
+
+    return ref, mask, degrade(25), degrade(6)
+
+
+def _with_air(image, mask, level):
+    return np.where(mask, image, level).astype(np.uint8)
+
+
+def test_background_offset_moves_whole_slice_ssim_uqi_but_not_the_masked_ones():
+    ref, mask, noisy, _ = _small_head_case()
+    assert 0.25 < mask.mean() < 0.45
+    before = metrics.image_metrics(noisy, ref, mask)
+    after = metrics.image_metrics(_with_air(noisy, mask, 1), ref, mask)
+    for name in ("ssim", "uqi", "vif"):
+        assert abs(after[f"{name}_masked"] - before[f"{name}_masked"]) < 0.01, name
+    for name in ("psnr", "mae", "mse", "rmse"):  # pixel-wise: the air is not counted at all
+        assert after[f"{name}_masked"] == before[f"{name}_masked"], name
+    # The whole-slice values are still reported, and the same gray level moves them a lot.
+    assert before["uqi"] - after["uqi"] > 0.3
+    assert before["ssim"] - after["ssim"] > 0.05
+
+
+def test_masked_metrics_rank_heads_where_whole_slice_ranks_the_air():
+    """The issue's case: a noisier head with 0 air beats a better head with air at 1 on whole-slice UQI."""
+    ref, mask, noisy, better = _small_head_case()
+    noisy_dark = metrics.image_metrics(noisy, ref, mask)
+    better_lit = metrics.image_metrics(_with_air(better, mask, 1), ref, mask)
+    assert noisy_dark["uqi"] > better_lit["uqi"]  # the problem: whole-slice UQI prefers the worse head
+    assert better_lit["uqi_masked"] > noisy_dark["uqi_masked"] and better_lit["ssim_masked"] > noisy_dark["ssim_masked"]
+
+
+@pytest.mark.parametrize("kind", ["noise", "blur", "contrast", "shift"])
+def test_mask_covering_the_whole_image_equals_the_whole_slice_value(kind):
+    ref = _reference_image()
+    pred = _distorted(kind, ref)
+    values = metrics.image_metrics(pred, ref, np.ones(ref.shape, bool))
+    for name in metrics.IMAGE_METRICS:
+        assert values[f"{name}_masked"] == pytest.approx(values[name], rel=1e-12), name
+
+
+def test_masked_pixel_metrics_by_hand():
+    ref = np.zeros((32, 32), np.uint8)
+    mask = np.zeros((32, 32), bool)
+    mask[4:14, 6:16] = True  # 100 pixels
+    pred = np.full((32, 32), 200, np.uint8)  # the air is far off, and must not count
+    pred[mask] = 3
+    pred[4, 6] = 13  # one pixel off by 13 instead of 3
+    values = metrics.image_metrics(pred, ref, mask)
+    mae, mse = (99 * 3 + 13) / 100, (99 * 9 + 169) / 100
+    assert values["mae_masked"] == pytest.approx(mae)
+    assert values["mse_masked"] == pytest.approx(mse)
+    assert values["rmse_masked"] == pytest.approx(math.sqrt(mse))
+    assert values["psnr_masked"] == pytest.approx(10 * math.log10(255**2 / mse))
+    assert values["mae"] > 100  # whole slice: dominated by the air
+
+
+def _ssim_map_windows(pred, ref, data_range=255.0):
+    """The SSIM map of ``_ssim_windows`` (explicit Gaussian windows), full size."""
+    coords = np.arange(11) - 5
+    weight = np.exp(-(coords[:, None] ** 2 + coords[None, :] ** 2) / (2 * 1.5**2))
+    weight /= weight.sum()
+
+    def local_mean(image):
+        return np.einsum("ijkl,kl->ij", sliding_window_view(np.pad(image, 5, mode="symmetric"), (11, 11)), weight)
+
+    x, y = ref.astype(float), pred.astype(float)
+    mx, my = local_mean(x), local_mean(y)
+    vx, vy, cxy = local_mean(x * x) - mx**2, local_mean(y * y) - my**2, local_mean(x * y) - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+
+
+def _uqi_masked_windows(pred, ref, mask, block=8):
+    """Mean Q over the windows whose centre pixel (top-left + block // 2) is in the mask, window by window."""
+    values = []
+    for i in range(ref.shape[0] - block + 1):
+        for j in range(ref.shape[1] - block + 1):
+            if mask[i + block // 2, j + block // 2]:
+                values.append(_uqi_windows(pred[i : i + block, j : j + block], ref[i : i + block, j : j + block], block))
+    return float(np.mean(values))
+
+
+def _vif_maps_2d(pred, ref, sigma_nsq=2.0):
+    """Per-scale VIF information maps with full 2-D 'valid' convolutions (the authors' vifp_mscale).
+
+    Also carries the row and column coordinate ramps through the same filtering: a normalised
+    symmetric kernel keeps a linear ramp linear, so each map position gets the full-resolution
+    coordinates of its window's centre without any bookkeeping of offsets and strides.
+    """
+    from scipy.signal import convolve2d
+
+    eps = 1e-10
+    ref, dist = ref.astype(float), pred.astype(float)
+    rows, cols = np.mgrid[: ref.shape[0], : ref.shape[1]].astype(float)
+    maps = []
+    for scale in range(1, 5):
+        n = 2 ** (4 - scale + 1) + 1
+        g = np.exp(-((np.arange(n) - (n - 1) / 2) ** 2) / (2 * (n / 5.0) ** 2))
+        win = np.outer(g, g) / np.outer(g, g).sum()
+
+        def filt(image, win=win):
+            return convolve2d(image, np.rot90(win, 2), mode="valid")
+
+        if scale > 1:
+            ref, dist = filt(ref)[::2, ::2], filt(dist)[::2, ::2]
+            rows, cols = filt(rows)[::2, ::2], filt(cols)[::2, ::2]
+        mu1, mu2 = filt(ref), filt(dist)
+        s1, s2 = filt(ref * ref) - mu1**2, filt(dist * dist) - mu2**2
+        s12 = filt(ref * dist) - mu1 * mu2
+        s1, s2 = np.maximum(s1, 0), np.maximum(s2, 0)
+        g_ = s12 / (s1 + eps)
+        sv = s2 - g_ * s12
+        g_[s1 < eps], sv[s1 < eps], s1[s1 < eps] = 0, s2[s1 < eps], 0
+        g_[s2 < eps], sv[s2 < eps] = 0, 0
+        sv[g_ < 0], g_[g_ < 0] = s2[g_ < 0], 0
+        sv = np.maximum(sv, eps)
+        num = np.log10(1 + g_**2 * s1 / (sv + sigma_nsq))
+        den = np.log10(1 + s1 / sigma_nsq)
+        maps.append((num, den, np.rint(filt(rows)).astype(int), np.rint(filt(cols)).astype(int)))
+    return maps
+
+
+def _vif_masked_2d(pred, ref, mask):
+    num = den = 0.0
+    for n_map, d_map, rows, cols in _vif_maps_2d(pred, ref):
+        inside = mask[rows, cols]
+        num += n_map[inside].sum()
+        den += d_map[inside].sum()
+    return num / den
+
+
+@pytest.mark.parametrize("kind", ["noise", "blur", "shift"])
+def test_masked_windowed_metrics_match_independent_implementations(kind):
+    ref = _reference_image()
+    pred = _distorted(kind, ref)
+    mask = np.zeros(ref.shape, bool)
+    mask[10:50, 14:44] = True  # a box that cuts through head and air
+    values = metrics.image_metrics(pred, ref, mask)
+    inner = (slice(5, -5), slice(5, -5))
+    assert values["ssim_masked"] == pytest.approx(_ssim_map_windows(pred, ref)[inner][mask[inner]].mean(), abs=1e-3)
+    assert values["uqi_masked"] == pytest.approx(_uqi_masked_windows(pred, ref, mask), abs=1e-9)
+    whole_2d = _vif_masked_2d(pred, ref, np.ones(ref.shape, bool))
+    assert whole_2d == pytest.approx(_vif_torchmetrics(pred, ref), abs=1e-6)  # the test's own VIF is right
+    assert values["vif_masked"] == pytest.approx(_vif_masked_2d(pred, ref, mask), rel=1e-9)
+    assert values["vif_masked"] != pytest.approx(values["vif"], abs=1e-3)  # the mask does change it
+
+
+def test_vif_batch_masked_matches_one_by_one():
+    refs = np.stack([_reference_image(64, seed=s) for s in range(3)])
+    preds = np.stack([_distorted(k, r) for k, r in zip(["noise", "blur", "shift"], refs, strict=True)])
+    masks = refs > 0
+    whole, masked = metrics.vif_batch_masked(preds, refs, masks)
+    assert whole == pytest.approx(metrics.vif_batch(preds, refs), rel=1e-12)
+    assert masked == pytest.approx([metrics.vif(p, r, mask=m) for p, r, m in zip(preds, refs, masks, strict=True)], rel=1e-12)
+
+
+def test_empty_mask_gives_nan_and_a_wrong_mask_shape_is_rejected():
+    ref = _reference_image()
+    values = metrics.image_metrics(_distorted("noise", ref), ref, np.zeros(ref.shape, bool))
+    assert all(math.isnan(values[f"{name}_masked"]) for name in metrics.IMAGE_METRICS)
+    assert not math.isnan(values["ssim"])
+    with pytest.raises(ValueError, match="mask"):
+        metrics.image_metrics(ref, ref, np.ones((64, 60), bool))

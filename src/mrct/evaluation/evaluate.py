@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS, hu_metrics, image_metrics, vif_batch
+from mrct.evaluation.metrics import (
+    HU_METRICS,
+    IMAGE_METRICS,
+    MASKED_METRICS,
+    hu_metrics,
+    image_metrics,
+    vif_batch_masked,
+)
 from mrct.io.png import read_gray_png
 from mrct.slices.geometry import from_uint8
 from mrct.slices.manifest import DIRECTIONS, split_rows
@@ -33,28 +40,35 @@ def evaluate_model(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-slice metrics (both directions) and per-patient HU metrics of one model.
 
-    ``pred_root`` holds ``mr2ct/`` and ``ct2mr/``. Returns (slices, patients) tables.
+    ``pred_root`` holds ``mr2ct/`` and ``ct2mr/``. Returns (slices, patients) tables. Every 8-bit
+    metric comes twice: over the whole slice (as the study) and inside the slice's head mask
+    (``*_masked``, see :mod:`mrct.evaluation.metrics`); both directions use the same mask (MR is on
+    the CT grid).
     """
     rows = split_rows(manifest, "test")
+    masks = [read_gray_png(row.mask_png) > 127 for row in rows.itertuples(index=False)]
     records = []
     volumes: dict[str, dict[str, list[np.ndarray]]] = {}
     for direction in DIRECTIONS:
         refs, preds = [], []
-        for row in rows.itertuples(index=False):
+        for row, mask in zip(rows.itertuples(index=False), masks, strict=True):
             target_png = getattr(row, DIRECTIONS[direction].target_column)
             ref = read_gray_png(target_png)
+            if mask.shape != ref.shape:
+                raise ValueError(f"{row.mask_png}: expected the shape {ref.shape} of its slice, got {mask.shape}")
             pred_file = prediction_path(pred_root, direction, target_png)
             pred = read_gray_png(pred_file)
             if pred.shape != ref.shape:
                 raise ValueError(f"{pred_file}: expected shape {ref.shape} of the ground truth, got {pred.shape}")
             refs.append(ref)
             preds.append(pred)
-        vifs = vif_batch(np.stack(preds), np.stack(refs))
-        for row, pred, ref, vif_value in zip(rows.itertuples(index=False), preds, refs, vifs, strict=True):
+        vifs, vifs_masked = vif_batch_masked(np.stack(preds), np.stack(refs), np.stack(masks))
+        for row, pred, ref, mask, vif_value, vif_masked in zip(
+            rows.itertuples(index=False), preds, refs, masks, vifs, vifs_masked, strict=True
+        ):
             record = {"model": model, "patient": row.patient, "slice": int(row.slice), "direction": direction}
-            record.update(image_metrics(pred, ref, vif_value=vif_value))
+            record.update(image_metrics(pred, ref, mask, vif_value=vif_value, vif_masked_value=vif_masked))
             if direction == "mr2ct":
-                mask = read_gray_png(row.mask_png) > 127
                 pred_hu = from_uint8(pred, row.ct_lo_hu, row.ct_hi_hu)
                 ref_hu = from_uint8(ref, row.ct_lo_hu, row.ct_hi_hu)
                 record.update(hu_metrics(pred_hu, ref_hu, mask, hu_clip))
@@ -66,7 +80,7 @@ def evaluate_model(
                 record.update(dict.fromkeys(HU_METRICS, np.nan))
             records.append(record)
         log.info("%s %s: %d slices evaluated", model, direction, len(preds))
-    slices = pd.DataFrame.from_records(records, columns=[*SLICE_KEYS, *IMAGE_METRICS, *HU_METRICS])
+    slices = pd.DataFrame.from_records(records, columns=[*SLICE_KEYS, *IMAGE_METRICS, *MASKED_METRICS, *HU_METRICS])
     return slices, patient_hu_metrics(model, volumes, hu_clip)
 
 

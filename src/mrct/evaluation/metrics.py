@@ -22,6 +22,22 @@ Definitions chosen, and why (libraries disagree, and researchers compare these n
   computation is written here with separable 1-D filters (the Gaussian is separable), about 100x
   faster, and tested against torchmetrics. Needs at least 41x41 pixels; smaller images get NaN.
 * **MAE, MSE, RMSE** on 0..255.
+* **Masked 8-bit metrics** (``*_masked``): the same seven metrics restricted to the head mask of
+  the slice, because on a padded slice the air dominates: a UQI window that is 0 in both images
+  scores 1, and one that is 0 in the reference and 1 in the prediction scores 0, so a one-gray-level
+  background offset moves whole-slice UQI and SSIM by more than any difference between heads.
+  PSNR, MAE, MSE and RMSE use the pixels inside the mask. SSIM and UQI average their quality maps
+  over the windows *centred* inside the mask (SSIM: scikit-image's full map, each pixel the centre
+  of its 11x11 window, without the same 5-pixel border as the whole-slice value; UQI: the 8x8
+  window at rows/columns ``i..i+7`` is centred at ``i + 4``, the lower-right of its 2x2 centre).
+  VIF is a ratio of two sums of information over windows at four scales, not a mean of per-window
+  scores (a per-window ratio is undefined where the reference is flat), so its masked form keeps
+  that ratio and restricts both sums to the windows whose centre, mapped back through the
+  filtering and down-sampling of each scale, lies inside the mask. Flat air carries no
+  information (zero reference variance adds 0 to both sums), so masked and whole-slice VIF differ
+  mostly where the background is textured (noise, couch) or at the head's edge. With a mask that
+  covers the whole image every masked metric equals its whole-slice value. A mask with no pixel
+  (or no window centre) inside gives NaN.
 * **HU metrics** (MR->CT only), SynthRAD2023 conventions: PNG -> HU with the manifest window, both
   images clipped to ``hu_clip`` (default [-1024, 3000], data range 4024), restricted to the
   ground-truth head mask. MAE and PSNR use the masked voxels; SSIM (scikit-image defaults as in
@@ -63,6 +79,10 @@ HIGHER_IS_BETTER = {
     "hu_ssim": True,
 }
 IMAGE_METRICS = ["psnr", "ssim", "uqi", "vif", "mae", "mse", "rmse"]
+MASKED_SUFFIX = "_masked"
+#: The 8-bit metrics inside the head mask (see the module docstring); they rank the models.
+MASKED_METRICS = [f"{m}{MASKED_SUFFIX}" for m in IMAGE_METRICS]
+HIGHER_IS_BETTER.update({f"{m}{MASKED_SUFFIX}": HIGHER_IS_BETTER[m] for m in IMAGE_METRICS})
 HU_METRICS = ["hu_mae", "hu_psnr", "hu_ssim"]
 
 
@@ -71,29 +91,67 @@ def _check_pair(pred: np.ndarray, ref: np.ndarray) -> None:
         raise ValueError(f"expected two 2-D images of the same shape, got {pred.shape} and {ref.shape}")
 
 
-def psnr(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE_8BIT) -> float:
-    """PSNR in dB; ``inf`` for identical images (documented choice, see module docstring)."""
+def _check_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The head mask as bool, or None; its shape must be the images' shape."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"expected a mask of the images' shape {tuple(shape)}, got {mask.shape}")
+    return mask.astype(bool)
+
+
+def _mean_inside(values: np.ndarray, inside: np.ndarray) -> float:
+    """Mean of ``values`` where ``inside`` holds; NaN (not an error) when nothing is inside."""
+    return float(values[inside].mean()) if inside.any() else math.nan
+
+
+def psnr(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE_8BIT, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB (inside ``mask`` if given); ``inf`` for identical images (see module docstring)."""
     pred64, ref64 = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
+    mask = _check_mask(mask, ref64.shape)
+    if mask is not None:
+        if not mask.any():
+            return math.nan
+        pred64, ref64 = pred64[mask], ref64[mask]
     if np.array_equal(pred64, ref64):
         return math.inf
     return float(peak_signal_noise_ratio(ref64, pred64, data_range=data_range))
 
 
-def ssim(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE_8BIT) -> float:
-    """SSIM as published by Wang et al. 2004 (11x11 Gaussian, sigma 1.5, population covariance)."""
+def _ssim_full(pred: np.ndarray, ref: np.ndarray, data_range: float) -> tuple[float, np.ndarray]:
+    """Whole-image SSIM and its map (scikit-image, the published parameters)."""
     _check_pair(pred, ref)
     if min(pred.shape) < SSIM_MIN_SIDE:
         raise ValueError(f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE}, got {pred.shape}")
-    return float(
-        structural_similarity(
-            np.asarray(ref, np.float64),
-            np.asarray(pred, np.float64),
-            data_range=data_range,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
+    value, ssim_map = structural_similarity(
+        np.asarray(ref, np.float64),
+        np.asarray(pred, np.float64),
+        data_range=data_range,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
     )
+    return float(value), ssim_map
+
+
+def _ssim_inside(ssim_map: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of the SSIM map over window centres inside the mask, without scikit-image's border."""
+    pad = (SSIM_MIN_SIDE - 1) // 2  # the window for sigma 1.5 is 11 wide; scikit-image's mean skips this border
+    inner = (slice(pad, -pad), slice(pad, -pad))
+    return _mean_inside(ssim_map[inner], mask[inner])
+
+
+def ssim(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE_8BIT, mask: np.ndarray | None = None) -> float:
+    """SSIM as published by Wang et al. 2004 (11x11 Gaussian, sigma 1.5, population covariance).
+
+    With ``mask``: the mean of scikit-image's SSIM map over the pixels (window centres) inside the
+    mask, leaving out the same border as scikit-image's whole-image mean.
+    """
+    value, ssim_map = _ssim_full(pred, ref, data_range)
+    mask = _check_mask(mask, ref.shape)
+    return value if mask is None else _ssim_inside(ssim_map, mask)
 
 
 def _window_sums(image: np.ndarray, size: int) -> np.ndarray:
@@ -105,10 +163,11 @@ def _window_sums(image: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def uqi(pred: np.ndarray, ref: np.ndarray, window: int = UQI_WINDOW) -> float:
-    """Universal quality index (Wang & Bovik 2002), 8x8 sliding window, on integer 0..255 images.
+def uqi_map(pred: np.ndarray, ref: np.ndarray, window: int = UQI_WINDOW) -> np.ndarray:
+    """Wang-Bovik quality of every window x window window ('valid' positions) of 0..255 images.
 
     Hand-written because torchmetrics' UQI uses a Gaussian 11x11 window, not the published one.
+    The map's element [i, j] is the window with top-left pixel (i, j), centred at (i + w//2, j + w//2).
     """
     _check_pair(pred, ref)
     if min(pred.shape) < window:
@@ -131,7 +190,23 @@ def uqi(pred: np.ndarray, ref: np.ndarray, window: int = UQI_WINDOW) -> float:
     quality[regular] = (4.0 * covariance[regular] * mean_product[regular]) / (
         variances[regular].astype(np.float64) * mean_squares[regular].astype(np.float64)
     )
-    return float(quality.mean())
+    return quality
+
+
+def _uqi_inside(quality: np.ndarray, mask: np.ndarray, window: int) -> float:
+    """Mean of a UQI map over the windows centred inside the mask (centre: top-left + w // 2)."""
+    centre = window // 2
+    return _mean_inside(quality, mask[centre : centre + quality.shape[0], centre : centre + quality.shape[1]])
+
+
+def uqi(pred: np.ndarray, ref: np.ndarray, window: int = UQI_WINDOW, mask: np.ndarray | None = None) -> float:
+    """Universal quality index (Wang & Bovik 2002): the mean of :func:`uqi_map`.
+
+    With ``mask``: the mean over the windows whose centre pixel lies inside the mask.
+    """
+    quality = uqi_map(pred, ref, window)
+    mask = _check_mask(mask, ref.shape)
+    return float(quality.mean()) if mask is None else _uqi_inside(quality, mask, window)
 
 
 def _gaussian_1d(size: int) -> np.ndarray:
@@ -148,22 +223,27 @@ def _filter_valid(stack: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out[:, half : out.shape[1] - half, half : out.shape[2] - half]
 
 
-def vif_batch(preds: np.ndarray, refs: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ) -> np.ndarray:
-    """Pixel-domain VIF (Sheikh & Bovik) of a stack [N, H, W] of 0..255 images; NaN if too small."""
-    dist, ref = np.asarray(preds, np.float64), np.asarray(refs, np.float64)
-    if dist.shape != ref.shape or dist.ndim != 3:
-        raise ValueError(f"expected two stacks [N, H, W] of the same shape, got {dist.shape} and {ref.shape}")
-    if min(dist.shape[1:]) < VIF_MIN_SIDE:
-        log.warning("VIF needs at least %dx%d pixels, got %s: NaN", VIF_MIN_SIDE, VIF_MIN_SIDE, dist.shape[1:])
-        return np.full(dist.shape[0], np.nan)
+def _vif_sums(
+    dist: np.ndarray, ref: np.ndarray, masks: np.ndarray | None, sigma_nsq: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Numerator and denominator of VIF per image, over all windows and over the masked ones.
+
+    A map position ``k`` at one scale is the window centred at pixel ``offset + stride * k`` of the
+    full-resolution image: 'valid' filtering with a kernel of half-width h shifts the offset by
+    ``stride * h``, and keeping every second sample doubles the stride.
+    """
     eps = 1e-10
-    numerator = np.zeros(dist.shape[0])
-    denominator = np.zeros(dist.shape[0])
+    n = dist.shape[0]
+    numerator, denominator = np.zeros(n), np.zeros(n)
+    numerator_in, denominator_in = np.zeros(n), np.zeros(n)
+    offset, stride = 0, 1
     for scale in range(4):
         kernel = _gaussian_1d(2 ** (4 - scale) + 1)
+        half = (kernel.size - 1) // 2
         if scale > 0:
             ref = _filter_valid(ref, kernel)[:, ::2, ::2]
             dist = _filter_valid(dist, kernel)[:, ::2, ::2]
+            offset, stride = offset + stride * half, stride * 2
         mu_r, mu_d = _filter_valid(ref, kernel), _filter_valid(dist, kernel)
         var_r = np.maximum(_filter_valid(ref * ref, kernel) - mu_r**2, 0.0)
         var_d = np.maximum(_filter_valid(dist * dist, kernel) - mu_d**2, 0.0)
@@ -177,36 +257,112 @@ def vif_batch(preds: np.ndarray, refs: np.ndarray, sigma_nsq: float = VIF_SIGMA_
         negative = gain < 0
         noise[negative], gain[negative] = var_d[negative], 0.0
         noise = np.maximum(noise, eps)
-        numerator += np.log10(1.0 + gain**2 * var_r / (noise + sigma_nsq)).sum(axis=(1, 2))
-        denominator += np.log10(1.0 + var_r / sigma_nsq).sum(axis=(1, 2))
+        info_kept = np.log10(1.0 + gain**2 * var_r / (noise + sigma_nsq))
+        info_ref = np.log10(1.0 + var_r / sigma_nsq)
+        numerator += info_kept.sum(axis=(1, 2))
+        denominator += info_ref.sum(axis=(1, 2))
+        if masks is not None:
+            start = offset + stride * half  # centre of the map's first window, in full-resolution pixels
+            rows, cols = mu_r.shape[1:]
+            inside = masks[:, start : start + stride * rows : stride, start : start + stride * cols : stride]
+            numerator_in += (info_kept * inside).sum(axis=(1, 2))
+            denominator_in += (info_ref * inside).sum(axis=(1, 2))
+    return numerator, denominator, numerator_in, denominator_in
+
+
+def _check_stacks(preds: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dist, ref = np.asarray(preds, np.float64), np.asarray(refs, np.float64)
+    if dist.shape != ref.shape or dist.ndim != 3:
+        raise ValueError(f"expected two stacks [N, H, W] of the same shape, got {dist.shape} and {ref.shape}")
+    return dist, ref
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return numerator / denominator
 
 
-def vif(pred: np.ndarray, ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ) -> float:
+def vif_batch(preds: np.ndarray, refs: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ) -> np.ndarray:
+    """Pixel-domain VIF (Sheikh & Bovik) of a stack [N, H, W] of 0..255 images; NaN if too small."""
+    dist, ref = _check_stacks(preds, refs)
+    if min(dist.shape[1:]) < VIF_MIN_SIDE:
+        log.warning("VIF needs at least %dx%d pixels, got %s: NaN", VIF_MIN_SIDE, VIF_MIN_SIDE, dist.shape[1:])
+        return np.full(dist.shape[0], np.nan)
+    numerator, denominator, _, _ = _vif_sums(dist, ref, None, sigma_nsq)
+    return _ratio(numerator, denominator)
+
+
+def vif_batch_masked(
+    preds: np.ndarray, refs: np.ndarray, masks: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-image and masked VIF of a stack [N, H, W] in one pass (see the module docstring)."""
+    dist, ref = _check_stacks(preds, refs)
+    masks = np.asarray(masks)
+    if masks.shape != dist.shape:
+        raise ValueError(f"expected masks of the images' shape {dist.shape}, got {masks.shape}")
+    if min(dist.shape[1:]) < VIF_MIN_SIDE:
+        log.warning("VIF needs at least %dx%d pixels, got %s: NaN", VIF_MIN_SIDE, VIF_MIN_SIDE, dist.shape[1:])
+        return np.full(dist.shape[0], np.nan), np.full(dist.shape[0], np.nan)
+    numerator, denominator, numerator_in, denominator_in = _vif_sums(dist, ref, masks.astype(bool), sigma_nsq)
+    return _ratio(numerator, denominator), _ratio(numerator_in, denominator_in)
+
+
+def vif(pred: np.ndarray, ref: np.ndarray, sigma_nsq: float = VIF_SIGMA_NSQ, mask: np.ndarray | None = None) -> float:
+    """VIF of one image pair; with ``mask``, the masked form (windows centred inside the mask)."""
     _check_pair(pred, ref)
-    return float(vif_batch(pred[None], ref[None], sigma_nsq)[0])
+    if mask is None:
+        return float(vif_batch(pred[None], ref[None], sigma_nsq)[0])
+    mask = _check_mask(mask, ref.shape)
+    return float(vif_batch_masked(pred[None], ref[None], mask[None], sigma_nsq)[1][0])
 
 
-def error_metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+def error_metrics(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """MAE, MSE and RMSE (over the pixels inside ``mask`` if given; NaN if it is empty)."""
     diff = np.asarray(pred, np.float64) - np.asarray(ref, np.float64)
+    mask = _check_mask(mask, diff.shape)
+    if mask is not None:
+        diff = diff[mask]
+    if diff.size == 0:
+        return {"mae": math.nan, "mse": math.nan, "rmse": math.nan}
     mse = float(np.mean(diff**2))
     return {"mae": float(np.mean(np.abs(diff))), "mse": mse, "rmse": math.sqrt(mse)}
 
 
-def image_metrics(pred: np.ndarray, ref: np.ndarray, vif_value: float | None = None) -> dict[str, float]:
+def image_metrics(
+    pred: np.ndarray,
+    ref: np.ndarray,
+    mask: np.ndarray | None = None,
+    vif_value: float | None = None,
+    vif_masked_value: float | None = None,
+) -> dict[str, float]:
     """All 8-bit metrics of one predicted slice against its ground truth (both 0..255).
 
-    ``vif_value`` lets a caller pass VIF computed for a whole batch at once (much faster).
+    With ``mask`` (the head mask of the slice) the masked metrics (``*_masked``) come too.
+    ``vif_value`` / ``vif_masked_value`` let a caller pass VIF computed for a whole batch at once
+    (much faster).
     """
-    _check_pair(pred, ref)
-    return {
+    ssim_value, ssim_map = _ssim_full(pred, ref, DATA_RANGE_8BIT)
+    quality = uqi_map(pred, ref)
+    values = {
         "psnr": psnr(pred, ref),
-        "ssim": ssim(pred, ref),
-        "uqi": uqi(pred, ref),
+        "ssim": ssim_value,
+        "uqi": float(quality.mean()),
         "vif": vif(pred, ref) if vif_value is None else float(vif_value),
         **error_metrics(pred, ref),
     }
+    if mask is None:
+        return values
+    mask = _check_mask(mask, ref.shape)
+    if not mask.any():
+        log.warning("empty head mask: the masked metrics of this slice are NaN")
+    masked = {
+        "psnr": psnr(pred, ref, mask=mask),
+        "ssim": _ssim_inside(ssim_map, mask),
+        "uqi": _uqi_inside(quality, mask, UQI_WINDOW),
+        "vif": vif(pred, ref, mask=mask) if vif_masked_value is None else float(vif_masked_value),
+        **error_metrics(pred, ref, mask),
+    }
+    return {**values, **{f"{m}{MASKED_SUFFIX}": masked[m] for m in IMAGE_METRICS}}
 
 
 def _check_clip(hu_clip: Sequence[float]) -> tuple[float, float]:

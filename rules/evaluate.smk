@@ -60,6 +60,8 @@ rule tables:
     params:
         models=MODELS,
         alpha=config["evaluate"]["alpha"],
+        n_bootstrap=config["evaluate"]["n_bootstrap"],
+        seed=config["seed"],
     script:
         "../scripts/tables.py"
 

@@ -77,5 +77,6 @@ rule report:
         benchmark_dir="benchmarks/out",
         # The report prints the whole configuration (provenance), so any change reruns it.
         config=config,
+        alpha=config["evaluate"]["alpha"],
     script:
         "../scripts/report.py"

@@ -20,5 +20,6 @@ report_inputs = ReportInputs(
     separability=Path(inputs.separability),
     benchmark_dir=Path(snakemake.params.benchmark_dir),  # noqa: F821
     config=dict(snakemake.params.config),  # noqa: F821
+    alpha=snakemake.params.alpha,  # noqa: F821
 )
 write_report(report_inputs, snakemake.output.html)  # noqa: F821

@@ -16,6 +16,7 @@ patients = read_metric_tables(snakemake.input.patients)  # noqa: F821
 for direction in DIRECTIONS:
     table = summarize(slices, models, direction, patients)
     write_direction_tables(table, direction, *(getattr(out, f"{direction}_{ext}") for ext in ("csv", "md", "tex")))
-significance = significance_table(slices, models, alpha=snakemake.params.alpha)  # noqa: F821
+params = snakemake.params  # noqa: F821
+significance = significance_table(slices, models, alpha=params.alpha, seed=params.seed, n_bootstrap=params.n_bootstrap)
 write_text_atomic(out.significance_csv, significance.to_csv(index=False))
-write_text_atomic(out.significance_md, to_markdown(significance, snakemake.params.alpha))  # noqa: F821
+write_text_atomic(out.significance_md, to_markdown(significance, params.alpha))

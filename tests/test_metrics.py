@@ -199,6 +199,10 @@ def test_evaluate_model_tables(tmp_path):
     # 10 PNG steps of (1550 + 1000) / 255 HU each = 100 HU everywhere in the mask.
     assert mr2ct["hu_mae"].to_numpy() == pytest.approx(100.0)
     assert list(patients["patient"]) == ["p1", "p2"] and (patients["n_slices"] == 2).all()
+    # Masked metrics beside the whole-slice ones: +10 inside the head, and +10 in the air too.
+    assert (mr2ct["mae_masked"] == 10.0).all() and (mr2ct["mae"] == 10.0).all()
+    assert (ct2mr["psnr_masked"] == math.inf).all() and (ct2mr["ssim_masked"] == 1.0).all()
+    assert list(slices.columns[4:18]) == [*metrics.IMAGE_METRICS, *metrics.MASKED_METRICS]
     assert patients["hu_mae"].to_numpy() == pytest.approx(100.0)
 
 
@@ -392,3 +396,15 @@ def test_empty_mask_gives_nan_and_a_wrong_mask_shape_is_rejected():
     assert not math.isnan(values["ssim"])
     with pytest.raises(ValueError, match="mask"):
         metrics.image_metrics(ref, ref, np.ones((64, 60), bool))
+
+
+def test_evaluate_model_mask_of_the_wrong_shape_names_the_file(tmp_path):
+    ct = _reference_image(64)
+    _write_png(tmp_path / "ct.png", ct)
+    _write_png(tmp_path / "mask.png", np.zeros((32, 32), np.uint8))
+    _write_png(tmp_path / "pred" / "mr2ct" / "ct.png", ct)
+    manifest = pd.DataFrame([{"patient": "p", "slice": 1, "split": "test", "mr_png": str(tmp_path / "ct.png"),
+                              "ct_png": str(tmp_path / "ct.png"), "mask_png": str(tmp_path / "mask.png"),
+                              "ct_lo_hu": -1024.0, "ct_hi_hu": 2000.0}])
+    with pytest.raises(ValueError, match="mask.png"):
+        evaluate_model("m", manifest, tmp_path / "pred", [-1024, 3000])

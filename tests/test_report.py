@@ -65,7 +65,7 @@ def project(tmp_path):
     for direction in ("mr2ct", "ct2mr"):
         tables[direction] = tmp_path / f"metrics_{direction}.csv"
         summarize(slices, MODELS, direction).to_csv(tables[direction], index=False)
-    significance_table(slices, MODELS).to_csv(tmp_path / "significance.csv", index=False)
+    significance_table(slices, MODELS, n_bootstrap=200).to_csv(tmp_path / "significance.csv", index=False)
     roots = {m: tmp_path / "pred" / m for m in MODELS}
     figures = [tmp_path / "fig" / "translation_mr2ct.png", tmp_path / "fig" / "distributions.png", tmp_path / "fig" / "losses.png"]
     save_figure(translation_grid(manifest, roots, "mr2ct", 3), figures[0])
@@ -105,6 +105,18 @@ def test_report_is_self_contained_with_every_section(project, tmp_path):
     assert "SYNTHETIC" in page and "skimage_photos" in page and "<b>" in page
     assert "train/scratch" in page and "12.5" in page  # run times from the benchmark file
     assert "Holm" in page and "seed: 42" in page
+
+
+def test_report_says_what_ranks_the_models_and_the_unit_of_analysis(project):
+    page = build_report(project)
+    # Both forms of the 8-bit metrics, the masked block first, and the reason it ranks the models.
+    assert page.index("inside the head mask (ranks the models)") < page.index("whole slice (comparable with the study")
+    assert "The metrics inside the head mask rank the models" in page and "air" in page
+    assert "Ranking by SSIM inside the head mask: skimage_photos" in page  # fake_metrics: the later model is better
+    # Significance: the patient is the unit, n patients stated, per-slice tests folded away and labelled.
+    assert "Unit of analysis: <b>the patient</b>" in page
+    assert "unit of analysis = patient; every p-value rests on n = 2 test patients" in page
+    assert "p_min_attainable" in page and "Per-slice tests (unit = slice" in page
 
 
 def test_real_data_is_not_labelled_synthetic(project):

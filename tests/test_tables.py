@@ -6,19 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS
+from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS, MASKED_METRICS
 from mrct.evaluation.tables import read_metric_tables, summarize, to_latex, to_markdown, write_direction_tables
 
 
-def fake_metrics(models, n_slices=6, seed=0):
+def fake_metrics(models, n_slices=6, seed=0, n_patients=2):
     """Per-slice metrics where the i-th model is better by i steps (so 'best' is known)."""
     rng = np.random.default_rng(seed)
     rows = []
     for rank, model in enumerate(models):
         for direction in ("mr2ct", "ct2mr"):
             for z in range(n_slices):
-                row = {"model": model, "patient": f"p{z % 2}", "slice": z, "direction": direction}
-                for metric in IMAGE_METRICS:
+                row = {"model": model, "patient": f"p{z % n_patients}", "slice": z, "direction": direction}
+                for metric in [*IMAGE_METRICS, *MASKED_METRICS]:
                     row[metric] = 0.5 + 0.1 * rank + rng.normal(0, 0.01)
                 for metric in HU_METRICS:
                     row[metric] = (100 - 10 * rank + rng.normal(0, 1)) if direction == "mr2ct" else np.nan
@@ -39,8 +39,9 @@ def test_one_row_per_configured_model_in_order(direction):
     table = summarize(fake_metrics(MODELS), MODELS, direction, fake_patients(MODELS))
     assert list(table["model"]) == MODELS
     assert table.loc[2, "category"] == "animal"
-    assert (table["n_slices"] == 6).all()
+    assert (table["n_slices"] == 6).all() and (table["n_patients"] == 2).all()
     assert "psnr_avg" in table and "vif_std" in table
+    assert "psnr_masked_avg" in table and "uqi_masked_std" in table  # masked beside whole-slice
     assert ("hu_mae_avg" in table) == (direction == "mr2ct")
     assert ("vol_hu_mae_avg" in table) == (direction == "mr2ct")
 
@@ -66,13 +67,25 @@ def test_missing_model_is_an_error():
         summarize(fake_metrics(MODELS), [*MODELS, "style_monet"], "mr2ct")
 
 
+def test_metrics_without_the_masked_columns_are_an_error():
+    old = fake_metrics(MODELS).drop(columns=["ssim_masked"])
+    with pytest.raises(ValueError, match="ssim_masked"):
+        summarize(old, MODELS, "ct2mr")
+
+
 def test_markdown_and_latex_bold_the_best(tmp_path):
     table = summarize(fake_metrics(MODELS), MODELS, "ct2mr")
     md = to_markdown(table, "CT to MR")
-    assert all(md.count(f"| {m} |") == 1 for m in MODELS)
-    assert "**" in md.splitlines()[-1]  # the last model is best on PSNR
+    # Two blocks: inside the head mask (first: it ranks the models), then the whole slice.
+    assert all(md.count(f"| {m} |") == 2 for m in MODELS)
+    assert md.index("inside the head mask") < md.index("whole slice")
+    model_lines = [line for line in md.splitlines() if line.startswith("| horse2zebra |")]
+    assert all("**" in line for line in model_lines)  # the last model is best on PSNR, masked and not
     tex = to_latex(table, "caption", "tab:x")
-    assert r"\textbf{" in tex and r"skimage\_photos" in tex and tex.count(r"\\") == 2 + len(MODELS)
+    assert r"\textbf{" in tex and r"skimage\_photos" in tex and tex.count(r"\\") == 2 * (2 + len(MODELS))
+    assert r"\label{tab:x_masked}" in tex and r"\label{tab:x_whole}" in tex
+    mr2ct = to_latex(summarize(fake_metrics(MODELS), MODELS, "mr2ct"), "caption", "tab:y")
+    assert mr2ct.count(r"\begin{table}") == 3 and r"\label{tab:y_hu}" in mr2ct
     write_direction_tables(table, "ct2mr", tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex")
     again = pd.read_csv(tmp_path / "t.csv")
     assert list(again["model"]) == MODELS and r"\textbf{" in (tmp_path / "t.tex").read_text(encoding="utf-8")

@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mrct.evaluation.tables import LABELS, format_value, higher_is_better
+from mrct.evaluation.significance import unit_summary
+from mrct.evaluation.tables import GROUP_TITLES, format_value, higher_is_better, metric_groups, short_label
 from mrct.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class ReportInputs:
     separability: Path | None = None
     benchmark_dir: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    alpha: float = 0.05  # evaluate.alpha; the report rule passes the configured value
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
@@ -83,20 +85,78 @@ def frame_to_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
 
 
 def metric_table_html(table: pd.DataFrame) -> str:
-    """A summary table with AVG ± STD per metric and the best AVG in bold."""
-    metrics = [c.removesuffix("_avg") for c in table.columns if c.endswith("_avg")]
-    head = "<th>Model</th><th>Category</th><th>n</th>" + "".join(
-        f"<th>{html.escape(LABELS[m])} {'↑' if higher_is_better(m) else '↓'}</th>" for m in metrics
+    """A summary table with AVG ± STD per metric and the best AVG in bold, one block per metric group."""
+    all_metrics = [c.removesuffix("_avg") for c in table.columns if c.endswith("_avg")]
+    blocks = []
+    for key, metrics in metric_groups(all_metrics):
+        head = "<th>Model</th><th>Category</th><th>Slices</th><th>Patients</th>" + "".join(
+            f"<th>{html.escape(short_label(m))} {'↑' if higher_is_better(m) else '↓'}</th>" for m in metrics
+        )
+        rows = []
+        for _, row in table.iterrows():
+            best = set(str(row.get("best", "")).split(";"))
+            cells = [html.escape(str(row["model"])), html.escape(str(row["category"])), str(row["n_slices"]),
+                     str(row.get("n_patients", ""))]
+            for m in metrics:
+                text = f"{format_value(row[f'{m}_avg'], m)} ± {format_value(row[f'{m}_std'], m)}"
+                cells.append(f"<b>{text}</b>" if m in best else text)
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        blocks.append(f"<h4>{html.escape(GROUP_TITLES[key])}</h4>"
+                      f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return "".join(blocks)
+
+
+RANKING_METRIC = "ssim_masked"
+
+
+def ranking_line(table: pd.DataFrame) -> str:
+    """The models ordered by mean SSIM inside the head mask, the metric that ranks them."""
+    column = f"{RANKING_METRIC}_avg"
+    if column not in table.columns:
+        return ""
+    ranked = table.sort_values(column, ascending=False, kind="stable")
+    order = " > ".join(f"{row['model']} ({format_value(row[column], RANKING_METRIC)})" for _, row in ranked.iterrows())
+    return f"<p>Ranking by SSIM inside the head mask: {html.escape(order)}</p>"
+
+
+TABLES_NOTE = (
+    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. Vol. = per-patient re-stacked "
+    "volume. <b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
+    "that they can be compared with the study's tables, but on a padded slice most of the image is air: "
+    "a UQI window that is 0 in both images scores 1 and one that is 0 in the ground truth and 1 in the "
+    "prediction scores 0, so a background offset of a single gray level moves whole-slice UQI (and, less, "
+    "SSIM) by more than the differences between heads. Inside the mask, PSNR, MAE, MSE and RMSE use the "
+    "head's pixels; SSIM and UQI average their maps over the windows centred in the head; VIF keeps its "
+    "ratio of information sums over the windows centred in the head.</p>"
+)
+
+SIGNIFICANCE_COLUMNS = ["direction", "metric", "model", "n", "mean_difference", "ci_low", "ci_high", "method",
+                        "p_value", "p_min_attainable", "p_holm", "rank_biserial", "better", "significant", "note"]
+
+
+def significance_html(table: pd.DataFrame, alpha: float) -> str:
+    """The unit of analysis and n in words, the per-patient tests, and the per-slice ones folded away."""
+    method = (
+        "<p>Unit of analysis: <b>the patient</b>. Each metric is averaged over a patient's test slices; the "
+        "per-patient differences to scratch are tested with a paired two-sided Wilcoxon signed-rank test "
+        "(exact where possible; <i>n</i> = number of test patients; <i>p_min_attainable</i> = the smallest "
+        "p-value the test can give for that n), Holm-corrected per direction and metric; the 95 % CI of the "
+        "mean difference (model − scratch) is a patient-level bootstrap (patients resampled with "
+        "replacement). Effect size: matched-pairs rank-biserial correlation.</p>"
     )
-    rows = []
-    for _, row in table.iterrows():
-        best = set(str(row.get("best", "")).split(";"))
-        cells = [html.escape(str(row["model"])), html.escape(str(row["category"])), str(row["n_slices"])]
-        for m in metrics:
-            text = f"{format_value(row[f'{m}_avg'], m)} ± {format_value(row[f'{m}_std'], m)}"
-            cells.append(f"<b>{text}</b>" if m in best else text)
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    sentences = "".join(f"<li>{html.escape(line)}</li>" for line in unit_summary(table, alpha))
+    if "unit" not in table.columns or table["unit"].isna().all():
+        return method + f"<ul>{sentences}</ul>" + frame_to_html(table)
+    patient = table[table["unit"] == "patient"]
+    per_slice = table[table["unit"] == "slice"]
+    shown = [c for c in SIGNIFICANCE_COLUMNS if c in table.columns]
+    body = method + f"<ul>{sentences}</ul>" + frame_to_html(patient[shown])
+    if len(per_slice):
+        body += ("<details><summary>Per-slice tests (unit = slice; slices of a patient are not independent, "
+                 "so these p-values are too small: for comparison only)</summary>"
+                 + frame_to_html(per_slice[[c for c in shown if c not in ("ci_low", "ci_high")] + ["n_patients"]])
+                 + "</details>")
+    return body
 
 
 def data_section(manifest: pd.DataFrame) -> str:
@@ -148,13 +208,10 @@ def build_report(inputs: ReportInputs) -> str:
     body: dict[str, str] = {"data": data_section(manifest)}
     body["preprocessing"] = "".join(image_tag(p, f"{Path(p).parent.name}: bias field and registration QA") for p in inputs.qa_images) or "<p>No QA images.</p>"
     body["tables"] = "".join(
-        f"<h3>{html.escape(direction)}</h3>" + metric_table_html(pd.read_csv(path))
+        f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()
-    ) + "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. Vol. = per-patient re-stacked volume.</p>"
-    significance = pd.read_csv(inputs.significance)
-    body["significance"] = ("<p>Paired two-sided Wilcoxon signed-rank test per test slice, Holm-corrected per "
-                            "direction and metric; effect size: matched-pairs rank-biserial correlation.</p>"
-                            + frame_to_html(significance))
+    ) + TABLES_NOTE
+    body["significance"] = significance_html(pd.read_csv(inputs.significance), inputs.alpha)
     body["figures"] = "".join(image_tag(p) for p in inputs.figures) or "<p>No figures.</p>"
     latent = []
     if inputs.separability is not None:

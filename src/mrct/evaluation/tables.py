@@ -6,6 +6,11 @@ standard deviation (ddof=1), NaN with a single slice. The best AVG per column (h
 depending on the metric) is marked: bold in Markdown and LaTeX, listed in the ``best`` column of
 the CSV. For MR->CT the table also carries the per-patient HU metrics of the re-stacked volumes
 (``vol_hu_*``), the SynthRAD2023 way of reporting them.
+
+Every 8-bit metric appears twice: inside the head mask (``*_masked``), which ranks the models, and
+over the whole slice, which is comparable with the study's tables but mostly measures the air for
+SSIM and UQI (see :mod:`mrct.evaluation.metrics`). The Markdown and LaTeX outputs show them as separate
+blocks (:func:`metric_groups`) so that neither is mistaken for the other.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.evaluation.metrics import HIGHER_IS_BETTER, HU_METRICS, IMAGE_METRICS
+from mrct.evaluation.metrics import HIGHER_IS_BETTER, HU_METRICS, IMAGE_METRICS, MASKED_METRICS, MASKED_SUFFIX
 from mrct.io.atomic import write_text_atomic
 from mrct.models.registry import model_info
 from mrct.slices.manifest import DIRECTIONS
@@ -27,15 +32,37 @@ LABELS = {
     "hu_mae": "MAE (HU)", "hu_psnr": "PSNR (HU, dB)", "hu_ssim": "SSIM (HU)",
     "vol_hu_mae": "Vol. MAE (HU)", "vol_hu_psnr": "Vol. PSNR (HU, dB)", "vol_hu_ssim": "Vol. SSIM (HU)",
 }
+LABELS.update({f"{m}{MASKED_SUFFIX}": f"{LABELS[m]} in mask" for m in IMAGE_METRICS})
 DECIMALS = {"ssim": 4, "uqi": 4, "vif": 4, "hu_ssim": 4, "vol_hu_ssim": 4}
+DECIMALS.update({f"{m}{MASKED_SUFFIX}": DECIMALS[m] for m in IMAGE_METRICS if m in DECIMALS})
+#: Titles of the blocks of a summary table; the masked block comes first because it ranks the models.
+GROUP_TITLES = {
+    "masked": "8-bit, inside the head mask (ranks the models)",
+    "whole": "8-bit, whole slice (comparable with the study; dominated by the air for SSIM and UQI)",
+    "hu": "Hounsfield units",
+}
 
 
 def direction_metrics(direction: str, with_volumes: bool = False) -> list[str]:
     """Metric columns reported for one direction (HU metrics only make sense for MR->CT)."""
     if direction == "ct2mr":
-        return list(IMAGE_METRICS)
+        return [*IMAGE_METRICS, *MASKED_METRICS]
     volumes = [f"vol_{m}" for m in HU_METRICS] if with_volumes else []
-    return [*IMAGE_METRICS, *HU_METRICS, *volumes]
+    return [*IMAGE_METRICS, *MASKED_METRICS, *HU_METRICS, *volumes]
+
+
+def metric_groups(metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The metrics split into the blocks shown in the tables, as (key of GROUP_TITLES, metrics):
+    masked 8-bit first, then whole-slice 8-bit, then the rest (HU); empty blocks left out."""
+    masked = [m for m in metrics if m in MASKED_METRICS]
+    whole = [m for m in metrics if m in IMAGE_METRICS]
+    rest = [m for m in metrics if m not in masked and m not in whole]
+    return [(key, members) for key, members in (("masked", masked), ("whole", whole), ("hu", rest)) if members]
+
+
+def short_label(metric: str) -> str:
+    """The label of a metric inside its block (the block's title already says 'in mask')."""
+    return LABELS[metric.removesuffix(MASKED_SUFFIX)]
 
 
 def higher_is_better(metric: str) -> bool:
@@ -53,7 +80,11 @@ def summarize(
         own = slices[(slices["model"] == model) & (slices["direction"] == direction)]
         if own.empty:
             raise ValueError(f"metrics of {model!r}: expected {direction} rows, got none")
-        record = {"model": model, "category": model_info(model)["category"], "n_slices": len(own)}
+        missing = [m for m in metrics if not m.startswith("vol_") and m not in own.columns]
+        if missing:
+            raise ValueError(f"metrics of {model!r}: expected columns {missing} (written by rule evaluate), got none")
+        record = {"model": model, "category": model_info(model)["category"], "n_slices": len(own),
+                  "n_patients": int(own["patient"].nunique())}
         for metric in metrics:
             if metric.startswith("vol_"):
                 values = patients.loc[patients["model"] == model, metric.removeprefix("vol_")]
@@ -89,21 +120,26 @@ def _metrics_of(table: pd.DataFrame) -> list[str]:
 
 
 def to_markdown(table: pd.DataFrame, title: str) -> str:
-    """Markdown table; the best AVG per column in bold. Arrows say which way is better."""
-    metrics = _metrics_of(table)
-    header = ["Model", "Category", "n"]
-    for m in metrics:
-        arrow = "↑" if higher_is_better(m) else "↓"
-        header += [f"{LABELS[m]} {arrow} AVG", f"{LABELS[m]} STD"]
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for i, row in table.iterrows():
-        best = set(row["best"].split(";"))
-        cells = [row["model"], row["category"], str(row["n_slices"])]
+    """Markdown, one block per metric group (:func:`metric_groups`); the best AVG per column in bold.
+
+    Arrows say which way is better.
+    """
+    lines = [f"### {title}", ""]
+    for key, metrics in metric_groups(_metrics_of(table)):
+        header = ["Model", "Category", "Slices", "Patients"]
         for m in metrics:
-            avg = format_value(row[f"{m}_avg"], m)
-            cells += [f"**{avg}**" if m in best else avg, format_value(row[f"{m}_std"], m)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            arrow = "↑" if higher_is_better(m) else "↓"
+            header += [f"{short_label(m)} {arrow} AVG", f"{short_label(m)} STD"]
+        lines += [f"#### {GROUP_TITLES[key]}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for _, row in table.iterrows():
+            best = set(row["best"].split(";"))
+            cells = [row["model"], row["category"], str(row["n_slices"]), str(row["n_patients"])]
+            for m in metrics:
+                avg = format_value(row[f"{m}_avg"], m)
+                cells += [f"**{avg}**" if m in best else avg, format_value(row[f"{m}_std"], m)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _tex_escape(text: str) -> str:
@@ -113,24 +149,31 @@ def _tex_escape(text: str) -> str:
 
 
 def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs table (AVG and STD sub-columns per metric); the best AVG per column in bold."""
-    metrics = _metrics_of(table)
-    lines = [
-        r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex_escape(caption)}}}", rf"\label{{{label}}}",
-        r"\begin{tabular}{ll" + "rr" * len(metrics) + "}", r"\toprule",
-        "Model & Category & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{_tex_escape(LABELS[m])}}}" for m in metrics) + r" \\",
-        " & & " + " & ".join("AVG & STD" for _ in metrics) + r" \\",
-        r"\midrule",
-    ]
-    for _, row in table.iterrows():
-        best = set(row["best"].split(";"))
-        cells = [_tex_escape(row["model"]), _tex_escape(row["category"])]
-        for m in metrics:
-            avg = format_value(row[f"{m}_avg"], m)
-            cells += [rf"\textbf{{{avg}}}" if m in best else avg, format_value(row[f"{m}_std"], m)]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    """Booktabs tables, one per metric group (AVG and STD sub-columns); the best AVG per column in bold.
+
+    The groups' labels are ``{label}_masked``, ``{label}_whole`` and ``{label}_hu``.
+    """
+    blocks = []
+    for key, metrics in metric_groups(_metrics_of(table)):
+        lines = [
+            r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex_escape(caption)}: {_tex_escape(GROUP_TITLES[key])}}}",
+            rf"\label{{{label}_{key}}}",
+            r"\begin{tabular}{ll" + "rr" * len(metrics) + "}", r"\toprule",
+            "Model & Category & "
+            + " & ".join(rf"\multicolumn{{2}}{{c}}{{{_tex_escape(short_label(m))}}}" for m in metrics) + r" \\",
+            " & & " + " & ".join("AVG & STD" for _ in metrics) + r" \\",
+            r"\midrule",
+        ]
+        for _, row in table.iterrows():
+            best = set(row["best"].split(";"))
+            cells = [_tex_escape(row["model"]), _tex_escape(row["category"])]
+            for m in metrics:
+                avg = format_value(row[f"{m}_avg"], m)
+                cells += [rf"\textbf{{{avg}}}" if m in best else avg, format_value(row[f"{m}_std"], m)]
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
 
 
 def read_metric_tables(paths: Sequence[str | Path]) -> pd.DataFrame:

@@ -37,7 +37,10 @@ Definitions chosen, and why (libraries disagree, and researchers compare these n
   information (zero reference variance adds 0 to both sums), so masked and whole-slice VIF differ
   mostly where the background is textured (noise, couch) or at the head's edge. With a mask that
   covers the whole image every masked metric equals its whole-slice value. A mask with no pixel
-  (or no window centre) inside gives NaN.
+  (or no window centre) inside gives NaN. The mask removes the air, not UQI's own instability:
+  UQI has no stabilising constants, so a window inside the head that is flat in the ground truth
+  (dark cortical bone on MR, say) still scores 1 or 0 on a one-gray-level difference. SSIM's
+  constants make it robust to that, which is why the report ranks models by masked SSIM.
 * **HU metrics** (MR->CT only), SynthRAD2023 conventions: PNG -> HU with the manifest window, both
   images clipped to ``hu_clip`` (default [-1024, 3000], data range 4024), restricted to the
   ground-truth head mask. MAE and PSNR use the masked voxels; SSIM (scikit-image defaults as in

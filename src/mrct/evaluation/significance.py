@@ -283,8 +283,9 @@ def unit_summary(table: pd.DataFrame, alpha: float) -> list[str]:
         if not n_values:
             continue
         p_min = float(rows["p_min_attainable"].min())
+        noun = "test patient" if n_values == [1] else "test patients"
         line = (f"{direction}: unit of analysis = patient; every p-value rests on n = "
-                f"{', '.join(map(str, n_values))} test patients (paired with scratch); the smallest p-value the "
+                f"{', '.join(map(str, n_values))} {noun} (paired with scratch); the smallest p-value the "
                 f"test can reach with that n is {p_min:.3g}")
         if p_min >= alpha:
             line += (f", which is not below alpha = {alpha}: with this many patients no model can be "
@@ -292,7 +293,7 @@ def unit_summary(table: pd.DataFrame, alpha: float) -> list[str]:
         lines.append(line + ".")
     if (table["unit"] == "slice").any():
         lines.append("Rows with unit = slice treat every slice as independent, which it is not: "
-                     "their p-values are far too small and are shown for comparison only.")
+                     "their p-values overstate the evidence and are shown for comparison only.")
     return lines
 
 

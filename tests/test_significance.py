@@ -77,6 +77,7 @@ def test_patient_level_p_equals_scipy_on_independently_computed_patient_means():
     patients = sorted({p for _, p in sums})
     d = [sum(sums[("horse2zebra", p)]) / len(sums[("horse2zebra", p)]) - sum(sums[("scratch", p)]) / len(sums[("scratch", p)])
          for p in patients]
+    assert set(table["direction"]) == {"ct2mr"}  # no mr2ct rows in, none out
     assert row["n"] == row["n_patients"] == 7 and row["method"] == "exact"
     assert row["p_value"] == pytest.approx(wilcoxon(d, method="exact").pvalue, rel=1e-12)
     assert row["p_min_attainable"] == pytest.approx(2 / 2**7)

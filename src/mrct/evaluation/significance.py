@@ -247,6 +247,8 @@ def significance_table(
     frames = []
     for direction in DIRECTIONS:
         own = slices[slices["direction"] == direction]
+        if own.empty:
+            continue
         metrics = [m for m in direction_metrics(direction) if m in own.columns]
         for unit in units:
             frames.append(compare_models(own, models, direction, metrics, unit, baseline, alpha, seed, n_bootstrap))

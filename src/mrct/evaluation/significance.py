@@ -252,6 +252,8 @@ def significance_table(
         metrics = [m for m in direction_metrics(direction) if m in own.columns]
         for unit in units:
             frames.append(compare_models(own, models, direction, metrics, unit, baseline, alpha, seed, n_bootstrap))
+    if not frames:
+        return _skip("skipped: no metric rows in any direction")
     return pd.concat(frames, ignore_index=True)
 
 

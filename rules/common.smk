@@ -147,3 +147,26 @@ def get_latent_separability(wildcards):
 
 def get_latent_plots(wildcards):
     return expand([rules.latent.output.tsne, rules.latent.output.umap], model=MODELS)
+
+
+# --- reader study and FID (issue 13) ---
+
+
+def get_reader_answers(wildcards):
+    """Every answers CSV in reader_study.answers_dir when the DAG is built (none is fine)."""
+    folder = Path(config["reader_study"]["answers_dir"])
+    return sorted(str(p) for p in folder.glob("*.csv")) if folder.is_dir() else []
+
+
+def get_reader_study_report_inputs(wildcards):
+    """The reader-study tables for the report, once the questionnaire kit's rule (it writes the
+    key) is part of the workflow; without it the report leaves the section out."""
+    if not rules.has("reader_study"):
+        return {}
+    analysis = rules.reader_study_analysis.output
+    return {
+        "reader_table_v": analysis.table_v,
+        "reader_table_vi": analysis.table_vi,
+        "reader_agreement": analysis.agreement,
+        "reader_note": analysis.note,
+    }

@@ -1,0 +1,189 @@
+"""Fréchet distance between the feature distributions of real and synthetic test slices (FID).
+
+FID compares distributions, not pairs: it fits a Gaussian to the features of the ground-truth
+slices of a modality and one to the features of a model's outputs for that modality, and
+measures ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)). Two feature spaces:
+
+* ``fid_inception``: the standard FID (Inception-v3 pool features, :mod:`mrct.inception`),
+  comparable with the literature in kind, only when the official weights are present; without
+  them the table says so and holds no number;
+* ``fid_scratch_encoder``: the same distance on the pooled bottleneck features (encoder and
+  residual blocks, as in :mod:`mrct.latent`) of the trained scratch generator whose input is the
+  modality compared (G_ct2mr for CT, G_mr2ct for MR). It needs no download, so every run has a
+  distribution-level metric, but its values are on another scale and not comparable with any
+  Inception FID, nor between runs with different scratch generators.
+
+With a few dozen test slices and 2048 features the covariances are singular and FID is biased
+upwards (more so for fewer slices); compare models on the same test set only. ``n_real`` and
+``n_fake`` are in the table for that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import linalg
+
+log = logging.getLogger(__name__)
+
+FID_COLUMNS = ["model", "direction", "n_real", "n_fake", "fid_inception", "fid_scratch_encoder", "note"]
+#: The modality each direction produces, and the manifest column of its ground truth.
+TARGET = {"mr2ct": ("CT", "ct_png"), "ct2mr": ("MR", "mr_png")}
+#: The scratch generator that takes each target modality as input (its encoder sees that modality).
+ENCODER_FOR_TARGET = {"CT": "ct2mr", "MR": "mr2ct"}
+
+FeatureFn = Callable[[np.ndarray], np.ndarray]
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample covariance (ddof 1, as pytorch-fid) of features [N, D]; N >= 2."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError(f"expected features [N >= 2, D], got shape {features.shape}")
+    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """Fréchet distance of two Gaussians; the matrix square root by scipy.linalg.sqrtm.
+
+    As pytorch-fid: a singular product (few samples) gets ``eps`` added to the diagonals, and
+    the imaginary part that rounding leaves in sqrtm is dropped when it is negligible.
+    """
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (len(mu1), len(mu1)):
+        raise ValueError(f"expected means [D] and covariances [D, D] of one D, got {mu1.shape}, {sigma1.shape}, "
+                         f"{mu2.shape}, {sigma2.shape}")
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        log.warning("singular covariance product; adding %g to the diagonals", eps)
+        offset = np.eye(len(mu1)) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        largest = np.max(np.abs(covmean.imag))
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"matrix square root has a large imaginary part ({largest:.3g})")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID between two feature sets [N, D] and [M, D]."""
+    return frechet_distance(*feature_statistics(real), *feature_statistics(fake))
+
+
+@dataclass(frozen=True)
+class FidImages:
+    """The uint8 slices [N, H, W] compared for one model and direction."""
+
+    model: str
+    direction: str
+    real: np.ndarray
+    fake: np.ndarray
+
+
+def fid_rows(sets: list[FidImages], inception: FeatureFn | None, inception_note: str,
+             encoders: Mapping[str, FeatureFn] | None, encoder_note: str) -> pd.DataFrame:
+    """One row per model and direction. ``inception`` and ``encoders`` (target modality ->
+    features) are None when that feature space is unavailable; the note then says why."""
+    cache: dict[tuple[str, str, int], np.ndarray] = {}
+
+    def features(space: str, fn: FeatureFn, images: np.ndarray, key: tuple[str, str] | None) -> np.ndarray:
+        if key is None:
+            return fn(images)
+        cache_key = (space, *key)
+        if cache_key not in cache:  # the real slices of a direction are shared by every model
+            cache[cache_key] = fn(images)
+        return cache[cache_key]
+
+    rows = []
+    for item in sets:
+        notes = []
+        row = {"model": item.model, "direction": item.direction, "n_real": len(item.real),
+               "n_fake": len(item.fake), "fid_inception": float("nan"), "fid_scratch_encoder": float("nan")}
+        if min(len(item.real), len(item.fake)) < 2:
+            notes.append("FID: not computed (fewer than 2 slices)")
+        else:
+            if inception is None:
+                notes.append(inception_note)
+            else:
+                row["fid_inception"] = fid_from_features(features("inception", inception, item.real, (item.direction, "real")),
+                                                         features("inception", inception, item.fake, None))
+            target = TARGET[item.direction][0]
+            if encoders is None:
+                notes.append(encoder_note)
+            else:
+                fn = encoders[target]
+                row["fid_scratch_encoder"] = fid_from_features(features("encoder", fn, item.real, (item.direction, "real")),
+                                                               features("encoder", fn, item.fake, None))
+        row["note"] = "; ".join(notes)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=FID_COLUMNS)
+
+
+def not_computed_note(weights: str | Path) -> str:
+    """The table's text when the Inception weights are absent (never a number in their place)."""
+    return f"FID: not computed (no Inception weights at {weights})"
+
+
+def load_fid_images(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path]) -> list[FidImages]:
+    """Ground truth and predictions of the test split for each (model, direction).
+
+    ``prediction_dirs`` maps ``"{model}/{direction}"`` to a folder of PNGs named as the ground
+    truth they stand for (the predict rule's interface); a missing prediction is an error.
+    """
+    from mrct.evaluation import read_gray_png, test_rows
+
+    rows = test_rows(manifest)
+    real: dict[str, np.ndarray] = {}
+    sets = []
+    for name, folder in prediction_dirs.items():
+        model, direction = name.split("/")
+        column = TARGET[direction][1]
+        if direction not in real:
+            real[direction] = np.stack([read_gray_png(p) for p in rows[column]])
+        fake = np.stack([read_gray_png(Path(folder) / Path(p).name) for p in rows[column]])
+        sets.append(FidImages(model, direction, real[direction], fake))
+    return sets
+
+
+def inception_feature_fn(weights: Path, batch_size: int, device: str) -> FeatureFn:
+    from mrct.inception import inception_features, load_inception
+
+    net = load_inception(weights, device)
+    return lambda images: inception_features(net, images, batch_size, device).numpy()
+
+
+def encoder_feature_fns(g_mr2ct: Path, g_ct2mr: Path, batch_size: int, device: str) -> dict[str, FeatureFn]:
+    """Target modality -> pooled bottleneck features of the scratch generator that reads it."""
+    from mrct.latent import pooled_bottleneck
+    from mrct.networks import load_trained_generator
+
+    generators = {"mr2ct": load_trained_generator(g_mr2ct, device), "ct2mr": load_trained_generator(g_ct2mr, device)}
+    return {target: (lambda images, g=generators[name]: pooled_bottleneck(g, images, batch_size, device))
+            for target, name in ENCODER_FOR_TARGET.items()}
+
+
+def fid_table(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path], inception_weights: Path,
+              scratch: tuple[Path, Path] | None, batch_size: int, device: str) -> pd.DataFrame:
+    """FID per model and direction in both feature spaces (see the module docstring).
+
+    ``scratch`` is (G_mr2ct, G_ct2mr) of the trained scratch model, or None when it is not
+    configured; ``inception_weights`` may be absent (the rows then say FID was not computed).
+    """
+    sets = load_fid_images(manifest, prediction_dirs)
+    inception = None
+    if Path(inception_weights).is_file():
+        inception = inception_feature_fn(Path(inception_weights), batch_size, device)
+    else:
+        log.warning("%s", not_computed_note(inception_weights))
+    encoders = encoder_feature_fns(*scratch, batch_size, device) if scratch else None
+    return fid_rows(sets, inception, not_computed_note(inception_weights), encoders,
+                    "scratch-encoder FID: not computed (scratch is not among the models)")

@@ -1,0 +1,191 @@
+"""FID: the Fréchet distance against closed forms, known shifts, the Inception network and its weights."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FileServer, Route
+from PIL import Image
+
+from mrct.download import ChecksumError, DownloadError, sha256_of
+from mrct.fid import FidImages, fid_from_features, fid_rows, fid_table, frechet_distance, not_computed_note
+from mrct.inception import FIDInceptionV3, fetch_inception_weights, inception_features, load_inception
+from mrct.networks import GENERATOR_FORMAT, ResnetGenerator
+
+# -- the Fréchet distance ---------------------------------------------------------------------
+
+
+def test_frechet_distance_of_gaussians_closed_form() -> None:
+    """Commuting covariances S1 = Q D1 Q', S2 = Q D2 Q': FD = |m1 - m2|^2 + sum (sqrt d1 - sqrt d2)^2."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    d1, d2 = rng.uniform(0.5, 3, 5), rng.uniform(0.5, 3, 5)
+    m1, m2 = rng.normal(size=5), rng.normal(size=5)
+    expected = np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(d1) - np.sqrt(d2)) ** 2)
+    assert frechet_distance(m1, q @ np.diag(d1) @ q.T, m2, q @ np.diag(d2) @ q.T) == pytest.approx(expected)
+    # 1-D: (m1 - m2)^2 + (s1 - s2)^2
+    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([-2.0]), np.array([[1.0]])) == pytest.approx(10)
+
+
+def test_frechet_distance_against_torchmetrics() -> None:
+    """An independent implementation: torchmetrics computes the trace term from eigenvalues."""
+    compute_fid = pytest.importorskip("torchmetrics.image.fid")._compute_fid
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(200, 6)), rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6)) + 1
+    stats = [(x.mean(0), np.cov(x, rowvar=False)) for x in (a, b)]
+    theirs = compute_fid(*(torch.from_numpy(v) for s in stats for v in s))
+    assert fid_from_features(a, b) == pytest.approx(float(theirs), rel=1e-6)
+
+
+def test_sampled_gaussians_approach_the_closed_form() -> None:
+    rng = np.random.default_rng(2)
+    d, shift, scale = 4, 1.5, 2.0
+    real = rng.normal(size=(20000, d))
+    fake = rng.normal(loc=shift, scale=scale, size=(20000, d))
+    # |m|^2 + Tr(I + s^2 I - 2 s I) = d shift^2 + d (s - 1)^2
+    assert fid_from_features(real, fake) == pytest.approx(d * shift**2 + d * (scale - 1) ** 2, rel=0.03)
+
+
+# -- FID per model with the test's own feature extractor ---------------------------------------
+
+
+def _linear_features(seed: int = 3, size: int = 8, dim: int = 5):
+    weights = np.random.default_rng(seed).normal(size=(size * size, dim))
+    return (lambda images: np.asarray(images, dtype=np.float64).reshape(len(images), -1) @ weights), weights
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_known_shift() -> None:
+    extractor, weights = _linear_features()
+    real = np.random.default_rng(4).uniform(0, 200, size=(40, 8, 8))
+    shifts = [0.0, 1.0, 2.0, 5.0]
+    sets = [FidImages("m", "mr2ct", real, real + c) for c in shifts]
+    table = fid_rows(sets, extractor, "unused", {"CT": extractor, "MR": extractor}, "unused")
+    # a constant shift c of every pixel moves every feature by c W'1 and leaves the covariance:
+    # FID = |c W'1|^2 exactly
+    expected = [c**2 * float(np.sum(weights.sum(axis=0) ** 2)) for c in shifts]
+    assert table["fid_inception"].iloc[0] == pytest.approx(0, abs=1e-6)
+    assert np.allclose(table["fid_inception"], expected, rtol=1e-6, atol=1e-6)
+    assert np.allclose(table["fid_scratch_encoder"], expected, rtol=1e-6, atol=1e-6)
+    assert (table["note"] == "").all()
+    assert table["fid_inception"].is_monotonic_increasing
+
+
+def test_missing_feature_spaces_give_notes_not_numbers() -> None:
+    extractor, _ = _linear_features()
+    real = np.random.default_rng(5).uniform(0, 200, size=(10, 8, 8))
+    note = not_computed_note("resources/inception/x.pth")
+    table = fid_rows([FidImages("m", "ct2mr", real, real)], None, note, None, "no scratch")
+    assert table["fid_inception"].isna().all() and table["fid_scratch_encoder"].isna().all()
+    assert table["note"].iloc[0] == "FID: not computed (no Inception weights at resources/inception/x.pth); no scratch"
+    one = fid_rows([FidImages("m", "ct2mr", real[:1], real[:1])], extractor, note, None, "")
+    assert "fewer than 2 slices" in one["note"].iloc[0] and one["fid_inception"].isna().all()
+
+
+def _write_tiny_study(tmp_path: Path) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """A manifest with 4 test slices per modality and one model's predictions of them."""
+    rng = np.random.default_rng(6)
+    rows, dirs = [], {f"m/{d}": tmp_path / "pred" / d for d in ("mr2ct", "ct2mr")}
+    for folder in dirs.values():
+        folder.mkdir(parents=True)
+    for i in range(4):
+        row = {"patient": "p1", "slice": i, "split": "test"}
+        for modality in ("mr", "ct"):
+            path = tmp_path / modality / f"p1_{i:03d}.png"
+            path.parent.mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, size=(32, 32), dtype=np.uint8)).save(path)
+            row[f"{modality}_png"] = str(path)
+        rows.append(row)
+        Image.open(row["ct_png"]).save(dirs["m/mr2ct"] / Path(row["ct_png"]).name)
+        Image.fromarray(rng.integers(0, 256, size=(32, 32), dtype=np.uint8)).save(dirs["m/ct2mr"] / Path(row["mr_png"]).name)
+    return pd.DataFrame(rows), dirs
+
+
+def _save_scratch_generator(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    net = ResnetGenerator(ngf=4, n_blocks=1)
+    torch.save({"format": GENERATOR_FORMAT, "architecture": dict(net.architecture),
+                "state_dict": net.state_dict()}, path)
+    return path
+
+
+def test_fid_table_without_inception_weights(tmp_path: Path) -> None:
+    """No weights: the Inception column stays empty with the note; the scratch space still works."""
+    manifest, dirs = _write_tiny_study(tmp_path)
+    scratch = (_save_scratch_generator(tmp_path / "g1.pth", 0), _save_scratch_generator(tmp_path / "g2.pth", 1))
+    weights = tmp_path / "resources" / "inception" / "pt_inception.pth"
+    table = fid_table(manifest, dirs, weights, scratch, batch_size=2, device="cpu").set_index("direction")
+    assert table["fid_inception"].isna().all()
+    assert (table["note"] == f"FID: not computed (no Inception weights at {weights})").all()
+    # mr2ct predictions are copies of the ground truth: zero distance; ct2mr's are other images
+    assert table.loc["mr2ct", "fid_scratch_encoder"] == pytest.approx(0, abs=1e-6)
+    assert table.loc["ct2mr", "fid_scratch_encoder"] > 1e-6
+    assert (table["n_real"] == 4).all() and (table["n_fake"] == 4).all()
+
+
+# -- the Inception network and its weight file -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inception_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised network saved as a state dict, like the official file (566 tensors)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("inception") / "weights.pth"
+    torch.save(FIDInceptionV3().state_dict(), path)
+    return path
+
+
+def test_inception_layout_matches_the_official_file(inception_file: Path) -> None:
+    """The official pt_inception-2015-12-05 file holds 566 tensors (94 conv+BN blocks of 6, fc weight and bias)."""
+    state = torch.load(inception_file, weights_only=True)
+    assert len(state) == 566
+    assert tuple(state["fc.weight"].shape) == (1008, 2048)
+    assert tuple(state["Mixed_7c.branch_pool.conv.weight"].shape) == (192, 2048, 1, 1)
+    net = load_inception(inception_file)
+    features = inception_features(net, torch.randint(0, 256, (2, 32, 32), dtype=torch.uint8), batch_size=2)
+    assert features.shape == (2, 2048) and features.dtype == torch.float64 and torch.isfinite(features).all()
+
+
+def test_inception_strict_load_names_the_file(inception_file: Path, tmp_path: Path) -> None:
+    state = torch.load(inception_file, weights_only=True)
+    del state["fc.bias"]
+    bad = tmp_path / "partial.pth"
+    torch.save(state, bad)
+    with pytest.raises(ValueError, match=r"partial.pth: .*missing keys: fc.bias"):
+        load_inception(bad)
+    html = tmp_path / "page.pth"
+    html.write_text("<html>not found</html>")
+    with pytest.raises(ValueError, match=r"page.pth: expected the FID Inception state dict"):
+        load_inception(html)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_offline_message_names_the_path(tmp_path: Path) -> None:
+    """No server listening on 127.0.0.1: the error says where to place the file by hand."""
+    dest = tmp_path / "resources" / "inception" / "pt_inception-2015-12-05-6726825d.pth"
+    url = f"http://127.0.0.1:{_free_port()}/pt_inception-2015-12-05-6726825d.pth"
+    with pytest.raises(DownloadError, match="place it by hand") as error:
+        fetch_inception_weights(dest, url=url, retries=1, timeout=2)
+    assert str(dest.resolve()) in str(error.value) and "download_inception: false" in str(error.value)
+    assert not dest.exists() and not list(dest.parent.glob("*.part"))
+
+
+def test_download_checks_sha256_then_loads(inception_file: Path, tmp_path: Path, file_server: FileServer) -> None:
+    """From a local server: a file with another sha256 is refused and not kept; the pinned one loads."""
+    file_server.routes["w.pth"] = Route(inception_file.read_bytes())
+    dest = tmp_path / "inception" / "w.pth"
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
+        fetch_inception_weights(dest, url=file_server.url("w.pth"), retries=1)  # the official sha256
+    assert not dest.exists()
+    fetch_inception_weights(dest, url=file_server.url("w.pth"), sha256=sha256_of(inception_file), retries=1)
+    assert sha256_of(dest) == sha256_of(inception_file)
+    assert file_server.requests == ["/w.pth", "/w.pth"]

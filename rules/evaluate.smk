@@ -130,3 +130,56 @@ rule latent_summary:
         models=MODELS,
     script:
         "../scripts/latent_summary.py"
+
+
+# The standard FID Inception weights, downloaded once (fid.download_inception: true) on the
+# submitting host, like the zoo weights: sha256 pinned, atomic, place-by-hand message offline.
+localrules:
+    download_inception,
+
+
+rule download_inception:
+    output:
+        weights=INCEPTION_WEIGHTS,
+    log:
+        "logs/download_inception/download_inception.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+    script:
+        "../scripts/download_inception.py"
+
+
+# FID per model and direction: with the Inception weights when present (else a "not computed"
+# note, never a number), and always in the scratch generator's feature space (no download).
+rule fid:
+    input:
+        manifest="results/slices/manifest.csv",
+        predictions=get_prediction_dirs,
+        scratch=get_fid_scratch_generators,
+        inception=get_inception_weights,
+    output:
+        table=report(
+            "results/tables/fid.csv",
+            caption="../report/fid.rst",
+            category="Distribution distance",
+            labels={"table": "FID"},
+        ),
+    log:
+        "logs/fid/fid.log",
+    benchmark:
+        "benchmarks/out/fid/fid.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    params:
+        inception_weights=INCEPTION_WEIGHTS,
+        batch_size=config["fid"]["batch_size"],
+        device=config["train"]["device"],
+    script:
+        "../scripts/fid.py"

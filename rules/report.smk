@@ -52,6 +52,7 @@ rule figures:
 
 rule report:
     input:
+        unpack(get_reader_study_report_inputs),
         manifest=rules.split.output.manifest,
         mr2ct=rules.tables.output.mr2ct_csv,
         ct2mr=rules.tables.output.ct2mr_csv,
@@ -61,6 +62,7 @@ rule report:
         latent_grid=rules.latent_summary.output.grid,
         latent_plots=get_latent_plots,
         separability=rules.latent_summary.output.separability,
+        fid=rules.fid.output.table,
     output:
         html=report(
             "results/report.html",

@@ -21,5 +21,10 @@ report_inputs = ReportInputs(
     benchmark_dir=Path(snakemake.params.benchmark_dir),  # noqa: F821
     config=dict(snakemake.params.config),  # noqa: F821
     alpha=snakemake.params.alpha,  # noqa: F821
+    fid=Path(inputs.fid),
+    # present once the questionnaire kit's rule is in the workflow (rules/common.smk)
+    reader_study={name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "agreement", "note")}
+    if inputs.get("reader_note")
+    else None,
 )
 write_report(report_inputs, snakemake.output.html)  # noqa: F821

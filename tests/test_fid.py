@@ -146,8 +146,8 @@ def test_inception_layout_matches_the_official_file(inception_file: Path) -> Non
     assert tuple(state["fc.weight"].shape) == (1008, 2048)
     assert tuple(state["Mixed_7c.branch_pool.conv.weight"].shape) == (192, 2048, 1, 1)
     net = load_inception(inception_file)
-    features = inception_features(net, torch.randint(0, 256, (2, 32, 32), dtype=torch.uint8), batch_size=2)
-    assert features.shape == (2, 2048) and features.dtype == torch.float64 and torch.isfinite(features).all()
+    features = inception_features(net, torch.randint(0, 256, (1, 32, 32), dtype=torch.uint8), batch_size=1)
+    assert features.shape == (1, 2048) and features.dtype == torch.float64 and torch.isfinite(features).all()
 
 
 def test_inception_strict_load_names_the_file(inception_file: Path, tmp_path: Path) -> None:
@@ -189,3 +189,25 @@ def test_download_checks_sha256_then_loads(inception_file: Path, tmp_path: Path,
     fetch_inception_weights(dest, url=file_server.url("w.pth"), sha256=sha256_of(inception_file), retries=1)
     assert sha256_of(dest) == sha256_of(inception_file)
     assert file_server.requests == ["/w.pth", "/w.pth"]
+
+
+def test_fid_table_with_inception_weights(inception_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """With weights: an Inception FID per row (0 for copies of the ground truth); a file that is
+    not the official one (sha256) is refused rather than giving a non-standard FID.
+
+    The file is verified and loaded for real; the 299x299 forward passes (seconds each on a busy
+    CPU, tested above) are replaced by the mean of 16 image blocks to keep the test fast.
+    """
+    def block_means(net, images, batch_size, device="cpu"):
+        images = torch.as_tensor(images).double()
+        return images.reshape(len(images), 4, 8, 4, 8).mean(dim=(2, 4)).flatten(1)
+
+    monkeypatch.setattr("mrct.inception.inception_features", block_means)
+    manifest, dirs = _write_tiny_study(tmp_path)
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
+        fid_table(manifest, dirs, inception_file, None, batch_size=4, device="cpu")
+    table = fid_table(manifest, dirs, inception_file, None, batch_size=4, device="cpu",
+                      inception_sha256=sha256_of(inception_file)).set_index("direction")
+    assert table.loc["mr2ct", "fid_inception"] == pytest.approx(0, abs=1e-3)
+    assert table.loc["ct2mr", "fid_inception"] > 0
+    assert table["fid_scratch_encoder"].isna().all() and "scratch" in table.loc["mr2ct", "note"]

@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from test_reader_analysis import make_key, simulate, write_answers
 from test_tables import fake_metrics
 
 from mrct.evaluation.figures import figure_slices, loss_curves, metric_distributions, save_figure, translation_grid
 from mrct.evaluation.significance import significance_table
 from mrct.evaluation.tables import summarize
+from mrct.reader_study.analysis import read_key, write_analysis
 from mrct.report import SECTIONS, ReportInputs, build_report, write_report
 
 MODELS = ["scratch", "skimage_photos"]
@@ -77,9 +79,25 @@ def project(tmp_path):
     pd.DataFrame([{"model": "scratch", "generator": "mr2ct", "silhouette": 0.3, "knn_accuracy": 0.9}]).to_csv(tmp_path / "sep.csv", index=False)
     (tmp_path / "bench" / "train").mkdir(parents=True)
     (tmp_path / "bench" / "train" / "scratch.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t300.1\n")
+    pd.DataFrame([{"model": "scratch", "direction": "mr2ct", "n_real": 4, "n_fake": 4, "fid_inception": None,
+                   "fid_scratch_encoder": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
+                 ).to_csv(tmp_path / "fid.csv", index=False)
     return ReportInputs(manifest=tmp_path / "manifest.csv", metric_tables=tables, significance=tmp_path / "significance.csv",
                         qa_images=qa, figures=figures, latent_grid=grid, latent_plots=[grid], separability=tmp_path / "sep.csv",
-                        benchmark_dir=tmp_path / "bench", config={"seed": 42, "models": MODELS})
+                        benchmark_dir=tmp_path / "bench", config={"seed": 42, "models": MODELS},
+                        fid=tmp_path / "fid.csv", reader_study=_reader_study(tmp_path / "reader", answered=True))
+
+
+def _reader_study(folder, answered: bool):
+    """The reader-study analysis outputs, from two simulated readers or from none."""
+    folder.mkdir()
+    key_path = make_key(folder)
+    key = read_key(key_path)
+    answers = [write_answers(folder, f"{name}.csv", simulate(key, name, lambda r: r.truth, lambda r: 3))
+               for name in ("reader_a", "reader_b")] if answered else []
+    outputs = {name: folder / f"{name}.csv" for name in ("table_v", "table_vi", "agreement", "note")}
+    write_analysis(key_path, answers, "data/reader_study", outputs)
+    return outputs
 
 
 def test_figure_slices_are_fixed_and_from_the_test_split(project):
@@ -105,6 +123,21 @@ def test_report_is_self_contained_with_every_section(project, tmp_path):
     assert "SYNTHETIC" in page and "skimage_photos" in page and "<b>" in page
     assert "train/scratch" in page and "12.5" in page  # run times from the benchmark file
     assert "Holm" in page and "seed: 42" in page
+    assert "FID: not computed (no Inception weights at w.pth)" in page and "1.25" in page
+    assert "Table V" in page and "Table VI" in page and "reader_b" in page and "quadratic" in page
+
+
+def test_report_says_how_to_run_the_reader_study_without_answers(project, tmp_path):
+    project.reader_study = _reader_study(tmp_path / "unanswered", answered=False)
+    page = build_report(project)
+    assert "No reader-study answers found in data/reader_study/" in page and "Table VI" not in page
+
+
+def test_report_without_reader_study_or_fid_leaves_the_sections_out(project):
+    project.reader_study, project.fid = None, None
+    parser = Collector()
+    parser.feed(build_report(project))
+    assert "reader_study" not in parser.sections and "fid" not in parser.sections and "latent" in parser.sections
 
 
 def test_report_says_what_ranks_the_models_and_the_unit_of_analysis(project):

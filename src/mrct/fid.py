@@ -154,9 +154,13 @@ def load_fid_images(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path])
     return sets
 
 
-def inception_feature_fn(weights: Path, batch_size: int, device: str) -> FeatureFn:
-    from mrct.inception import inception_features, load_inception
+def inception_feature_fn(weights: Path, batch_size: int, device: str, sha256: str | None = None) -> FeatureFn:
+    """Features of the official network; a file with another sha256 than the official one is an
+    error (its FID would not be the standard FID)."""
+    from mrct.download import verify_file
+    from mrct.inception import INCEPTION_SHA256, INCEPTION_URL, inception_features, load_inception
 
+    verify_file(weights, sha256=sha256 or INCEPTION_SHA256, url=INCEPTION_URL)
     net = load_inception(weights, device)
     return lambda images: inception_features(net, images, batch_size, device).numpy()
 
@@ -172,16 +176,18 @@ def encoder_feature_fns(g_mr2ct: Path, g_ct2mr: Path, batch_size: int, device: s
 
 
 def fid_table(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path], inception_weights: Path,
-              scratch: tuple[Path, Path] | None, batch_size: int, device: str) -> pd.DataFrame:
+              scratch: tuple[Path, Path] | None, batch_size: int, device: str,
+              inception_sha256: str | None = None) -> pd.DataFrame:
     """FID per model and direction in both feature spaces (see the module docstring).
 
     ``scratch`` is (G_mr2ct, G_ct2mr) of the trained scratch model, or None when it is not
     configured; ``inception_weights`` may be absent (the rows then say FID was not computed).
+    ``inception_sha256`` replaces the official checksum (tests only).
     """
     sets = load_fid_images(manifest, prediction_dirs)
     inception = None
     if Path(inception_weights).is_file():
-        inception = inception_feature_fn(Path(inception_weights), batch_size, device)
+        inception = inception_feature_fn(Path(inception_weights), batch_size, device, inception_sha256)
     else:
         log.warning("%s", not_computed_note(inception_weights))
     encoders = encoder_feature_fns(*scratch, batch_size, device) if scratch else None

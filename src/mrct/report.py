@@ -31,8 +31,10 @@ SECTIONS = {
     "preprocessing": "Preprocessing QA",
     "tables": "Metric tables",
     "significance": "Significance against scratch",
+    "fid": "Distribution distance (FID)",
     "figures": "Figures",
     "latent": "Latent space",
+    "reader_study": "Reader study",
     "runtimes": "Run times",
     "provenance": "Provenance",
 }
@@ -59,6 +61,9 @@ class ReportInputs:
     benchmark_dir: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05  # evaluate.alpha; the report rule passes the configured value
+    fid: Path | None = None  # results/tables/fid.csv
+    # table_v, table_vi, agreement, note of rule reader_study_analysis; None: no reader study
+    reader_study: dict[str, Path] | None = None
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
@@ -202,6 +207,31 @@ def provenance(config: dict[str, Any]) -> str:
             + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
 
 
+def fid_section(path: Path) -> str:
+    """The FID table; rows without a number carry the note that says why (never a made-up value)."""
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return ("<p>Fréchet distance between the features of the ground-truth test slices and of each model's "
+            "outputs (lower is closer). <b>fid_inception</b>: standard FID (Inception-v3, official weights). "
+            "<b>fid_scratch_encoder</b>: the same distance in the feature space of the trained scratch "
+            "generator's encoder (pooled bottleneck); no download needed, but its scale is its own. Few test "
+            "slices bias FID upwards: compare models on this test set only.</p>" + frame_to_html(table))
+
+
+def reader_study_section(paths: dict[str, Path]) -> str:
+    """Tables V and VI and the agreement between readers, or how to run the study when no answers exist."""
+    note = html.escape(Path(paths["note"]).read_text(encoding="utf-8").strip())
+    table_v = pd.read_csv(paths["table_v"])
+    if table_v.empty:
+        return f"<p>{note}</p>"
+    return (f"<p>{note}</p><h3>Table V: realism (1-4) and images judged real</h3>" + frame_to_html(table_v)
+            + "<p>All readers pooled; n = ratings; realism STD is the sample STD.</p>"
+            + "<h3>Table VI: per reader</h3>" + frame_to_html(pd.read_csv(paths["table_vi"]))
+            + "<p>Pearson and Lin's CCC between the realism ratings of each slice's synthetic image and of the "
+              "same slice's ground truth; accuracy of real/synthetic; sensitivity and specificity for spotting "
+              "synthetic images.</p><h3>Agreement between readers</h3>" + frame_to_html(pd.read_csv(paths["agreement"]))
+            + "<p>Cohen's kappa on real/synthetic; Cohen's kappa with quadratic weights on realism.</p>")
+
+
 def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
@@ -212,6 +242,10 @@ def build_report(inputs: ReportInputs) -> str:
         for direction, path in inputs.metric_tables.items()
     ) + TABLES_NOTE
     body["significance"] = significance_html(pd.read_csv(inputs.significance), inputs.alpha)
+    if inputs.fid is not None:
+        body["fid"] = fid_section(inputs.fid)
+    if inputs.reader_study is not None:
+        body["reader_study"] = reader_study_section(inputs.reader_study)
     body["figures"] = "".join(image_tag(p) for p in inputs.figures) or "<p>No figures.</p>"
     latent = []
     if inputs.separability is not None:
@@ -223,9 +257,10 @@ def build_report(inputs: ReportInputs) -> str:
     runtimes = runtime_table(inputs.benchmark_dir)
     body["runtimes"] = frame_to_html(runtimes) if len(runtimes) else "<p>No benchmark files found.</p>"
     body["provenance"] = provenance(inputs.config)
-    nav = "".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in SECTIONS.items())
+    shown = {key: title for key, title in SECTIONS.items() if key in body}
+    nav = "".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in shown.items())
     sections = "".join(
-        f'<section id="{key}"><h2>{html.escape(title)}</h2>{body[key]}</section>' for key, title in SECTIONS.items()
+        f'<section id="{key}"><h2>{html.escape(title)}</h2>{body[key]}</section>' for key, title in shown.items()
     )
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mrct report</title>'
             f"<style>{CSS}</style></head><body><h1>mrct: MR ↔ CT synthesis report</h1><nav>{nav}</nav>{sections}</body></html>\n")

@@ -1,0 +1,29 @@
+"""Entry point of rule fid: FID per model and direction (Inception when present, scratch encoder)."""
+
+from mrct.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from mrct.atomic import write_text_atomic  # noqa: E402
+from mrct.fid import fid_table  # noqa: E402
+from mrct.manifest import read_manifest  # noqa: E402
+from mrct.training.loop import resolve_device  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+inputs, params = snakemake.input, snakemake.params  # noqa: F821
+# results/predictions/{model}/{direction} -> "model/direction"
+predictions = {f"{Path(p).parent.name}/{Path(p).name}": Path(p) for p in inputs.predictions}
+scratch = tuple(Path(p) for p in inputs.scratch) or None
+table = fid_table(
+    read_manifest(inputs.manifest),
+    predictions,
+    Path(params.inception_weights),
+    scratch,
+    batch_size=params.batch_size,
+    device=str(resolve_device(params.device)),
+)
+write_text_atomic(snakemake.output.table, table.to_csv(index=False, float_format="%.6g"))  # noqa: F821

@@ -154,6 +154,7 @@ rule download_inception:
 
 # FID per model and direction: with the Inception weights when present (else a "not computed"
 # note, never a number), and always in the scratch generator's feature space (no download).
+# The device (train.device) is read as an untracked setting: moving to a GPU reruns nothing.
 rule fid:
     input:
         manifest="results/slices/manifest.csv",
@@ -180,6 +181,5 @@ rule fid:
     params:
         inception_weights=INCEPTION_WEIGHTS,
         batch_size=config["fid"]["batch_size"],
-        device=config["train"]["device"],
     script:
         "../scripts/fid.py"

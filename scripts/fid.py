@@ -1,6 +1,6 @@
 """Entry point of rule fid: FID per model and direction (Inception when present, scratch encoder)."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging, untracked_setting
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
@@ -8,9 +8,9 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from mrct.atomic import write_text_atomic  # noqa: E402
-from mrct.fid import fid_table  # noqa: E402
-from mrct.manifest import read_manifest  # noqa: E402
+from mrct.evaluation.fid import fid_table  # noqa: E402
+from mrct.io.atomic import write_text_atomic  # noqa: E402
+from mrct.slices.manifest import read_manifest  # noqa: E402
 from mrct.training.loop import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
@@ -24,6 +24,6 @@ table = fid_table(
     Path(params.inception_weights),
     scratch,
     batch_size=params.batch_size,
-    device=str(resolve_device(params.device)),
+    device=str(resolve_device(untracked_setting(snakemake, "train", "device"))),  # noqa: F821
 )
 write_text_atomic(snakemake.output.table, table.to_csv(index=False, float_format="%.6g"))  # noqa: F821

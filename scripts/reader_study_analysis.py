@@ -1,6 +1,6 @@
 """Entry point of rule reader_study_analysis: Tables V and VI and agreement from the answers."""
 
-from mrct.runtime import setup_logging
+from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 

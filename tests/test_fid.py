@@ -12,10 +12,11 @@ import torch
 from conftest import FileServer, Route
 from PIL import Image
 
-from mrct.download import ChecksumError, DownloadError, sha256_of
-from mrct.fid import FidImages, fid_from_features, fid_rows, fid_table, frechet_distance, not_computed_note
-from mrct.inception import FIDInceptionV3, fetch_inception_weights, inception_features, load_inception
-from mrct.networks import GENERATOR_FORMAT, ResnetGenerator
+from mrct.io.download import ChecksumError, DownloadError, sha256_of
+from mrct.evaluation.fid import FidImages, fid_from_features, fid_rows, fid_table, frechet_distance, not_computed_note
+from mrct.models.inception import FIDInceptionV3, fetch_inception_weights, inception_features, load_inception
+from mrct.models.networks import ResnetGenerator
+from mrct.models.trained import save_trained_generator
 
 # -- the Fréchet distance ---------------------------------------------------------------------
 
@@ -64,7 +65,7 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_known_shift() -> None
     real = np.random.default_rng(4).uniform(0, 200, size=(40, 8, 8))
     shifts = [0.0, 1.0, 2.0, 5.0]
     sets = [FidImages("m", "mr2ct", real, real + c) for c in shifts]
-    table = fid_rows(sets, extractor, "unused", {"CT": extractor, "MR": extractor}, "unused")
+    table = fid_rows(sets, extractor, "unused", {"ct": extractor, "mr": extractor}, "unused")
     # a constant shift c of every pixel moves every feature by c W'1 and leaves the covariance:
     # FID = |c W'1|^2 exactly
     expected = [c**2 * float(np.sum(weights.sum(axis=0) ** 2)) for c in shifts]
@@ -108,8 +109,8 @@ def _write_tiny_study(tmp_path: Path) -> tuple[pd.DataFrame, dict[str, Path]]:
 def _save_scratch_generator(path: Path, seed: int) -> Path:
     torch.manual_seed(seed)
     net = ResnetGenerator(ngf=4, n_blocks=1)
-    torch.save({"format": GENERATOR_FORMAT, "architecture": dict(net.architecture),
-                "state_dict": net.state_dict()}, path)
+    save_trained_generator(path, net, model="scratch", label="scratch", direction="mr2ct", strategy="full",
+                           image_size=32)
     return path
 
 
@@ -202,7 +203,7 @@ def test_fid_table_with_inception_weights(inception_file: Path, tmp_path: Path, 
         images = torch.as_tensor(images).double()
         return images.reshape(len(images), 4, 8, 4, 8).mean(dim=(2, 4)).flatten(1)
 
-    monkeypatch.setattr("mrct.inception.inception_features", block_means)
+    monkeypatch.setattr("mrct.models.inception.inception_features", block_means)
     manifest, dirs = _write_tiny_study(tmp_path)
     with pytest.raises(ChecksumError, match="sha256 mismatch"):
         fid_table(manifest, dirs, inception_file, None, batch_size=4, device="cpu")

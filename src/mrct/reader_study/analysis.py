@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
-from mrct.atomic import write_text_atomic
+from mrct.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 

@@ -194,17 +194,20 @@ class FIDInceptionV3(nn.Module):
 
 
 def gray_to_inception_input(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W] -> float [N, 3, 299, 299] in [-1, 1]: pytorch-fid's resize and scaling."""
-    if images_uint8.ndim != 3:
-        raise ValueError(f"expected grayscale images [N, H, W], got shape {tuple(images_uint8.shape)}")
-    x = (images_uint8.float() / 255.0).unsqueeze(1).expand(-1, 3, -1, -1)
-    x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-    return 2 * x - 1
+    """uint8 [N, H, W] -> float [N, 3, 299, 299] in [-1, 1]: pytorch-fid's resize and scaling.
+
+    pytorch-fid resizes [0, 1] images bilinearly, then maps them to [-1, 1]; bilinear weights
+    sum to 1, so mapping first (the package's one uint8 -> network conversion) gives the same.
+    """
+    from mrct.models.networks import to_network_input
+
+    x = to_network_input(images_uint8)
+    return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
 
 
 def load_inception(path: str | Path, device: str | torch.device = "cpu") -> FIDInceptionV3:
     """The FID network with the weights of ``path`` (strict load), in eval mode."""
-    from mrct.weights import load_state_dict_strict  # the zoo loader's strict load with clear errors
+    from mrct.models.pretrained import load_state_dict_strict  # the zoo loader's strict load, clear errors
 
     path = Path(path)
     if not path.is_file():
@@ -236,7 +239,7 @@ def fetch_inception_weights(dest: str | Path, url: str = INCEPTION_URL, sha256: 
                             retries: int = 3, timeout: float = 60) -> Path:
     """Download the official file to ``dest`` (atomic, sha256 pinned; a file placed by hand is
     verified instead) and check that it loads strictly."""
-    from mrct.download import ChecksumError, DownloadError, download
+    from mrct.io.download import ChecksumError, DownloadError, download
 
     dest = Path(dest)
     try:

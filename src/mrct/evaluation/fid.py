@@ -4,11 +4,11 @@ FID compares distributions, not pairs: it fits a Gaussian to the features of the
 slices of a modality and one to the features of a model's outputs for that modality, and
 measures ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)). Two feature spaces:
 
-* ``fid_inception``: the standard FID (Inception-v3 pool features, :mod:`mrct.inception`),
+* ``fid_inception``: the standard FID (Inception-v3 pool features, :mod:`mrct.models.inception`),
   comparable with the literature in kind, only when the official weights are present; without
   them the table says so and holds no number;
 * ``fid_scratch_encoder``: the same distance on the pooled bottleneck features (encoder and
-  residual blocks, as in :mod:`mrct.latent`) of the trained scratch generator whose input is the
+  residual blocks, as in :mod:`mrct.evaluation.latent`) of the trained scratch generator whose input is the
   modality compared (G_ct2mr for CT, G_mr2ct for MR). It needs no download, so every run has a
   distribution-level metric, but its values are on another scale and not comparable with any
   Inception FID, nor between runs with different scratch generators.
@@ -29,13 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
+from mrct.slices.manifest import DIRECTIONS, split_rows
+
 log = logging.getLogger(__name__)
 
 FID_COLUMNS = ["model", "direction", "n_real", "n_fake", "fid_inception", "fid_scratch_encoder", "note"]
-#: The modality each direction produces, and the manifest column of its ground truth.
-TARGET = {"mr2ct": ("CT", "ct_png"), "ct2mr": ("MR", "mr_png")}
-#: The scratch generator that takes each target modality as input (its encoder sees that modality).
-ENCODER_FOR_TARGET = {"CT": "ct2mr", "MR": "mr2ct"}
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 
@@ -91,8 +89,8 @@ class FidImages:
 
 def fid_rows(sets: list[FidImages], inception: FeatureFn | None, inception_note: str,
              encoders: Mapping[str, FeatureFn] | None, encoder_note: str) -> pd.DataFrame:
-    """One row per model and direction. ``inception`` and ``encoders`` (target modality ->
-    features) are None when that feature space is unavailable; the note then says why."""
+    """One row per model and direction. ``inception`` and ``encoders`` (target modality,
+    "mr" or "ct" -> features) are None when that feature space is unavailable; the note then says why."""
     cache: dict[tuple[str, str, int], np.ndarray] = {}
 
     def features(space: str, fn: FeatureFn, images: np.ndarray, key: tuple[str, str] | None) -> np.ndarray:
@@ -116,7 +114,7 @@ def fid_rows(sets: list[FidImages], inception: FeatureFn | None, inception_note:
             else:
                 row["fid_inception"] = fid_from_features(features("inception", inception, item.real, (item.direction, "real")),
                                                          features("inception", inception, item.fake, None))
-            target = TARGET[item.direction][0]
+            target = DIRECTIONS[item.direction].target
             if encoders is None:
                 notes.append(encoder_note)
             else:
@@ -139,14 +137,14 @@ def load_fid_images(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path])
     ``prediction_dirs`` maps ``"{model}/{direction}"`` to a folder of PNGs named as the ground
     truth they stand for (the predict rule's interface); a missing prediction is an error.
     """
-    from mrct.evaluation import read_gray_png, test_rows
+    from mrct.io.png import read_gray_png
 
-    rows = test_rows(manifest)
+    rows = split_rows(manifest, "test")
     real: dict[str, np.ndarray] = {}
     sets = []
     for name, folder in prediction_dirs.items():
         model, direction = name.split("/")
-        column = TARGET[direction][1]
+        column = DIRECTIONS[direction].target_column
         if direction not in real:
             real[direction] = np.stack([read_gray_png(p) for p in rows[column]])
         fake = np.stack([read_gray_png(Path(folder) / Path(p).name) for p in rows[column]])
@@ -157,8 +155,8 @@ def load_fid_images(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path])
 def inception_feature_fn(weights: Path, batch_size: int, device: str, sha256: str | None = None) -> FeatureFn:
     """Features of the official network; a file with another sha256 than the official one is an
     error (its FID would not be the standard FID)."""
-    from mrct.download import verify_file
-    from mrct.inception import INCEPTION_SHA256, INCEPTION_URL, inception_features, load_inception
+    from mrct.io.download import verify_file
+    from mrct.models.inception import INCEPTION_SHA256, INCEPTION_URL, inception_features, load_inception
 
     verify_file(weights, sha256=sha256 or INCEPTION_SHA256, url=INCEPTION_URL)
     net = load_inception(weights, device)
@@ -166,13 +164,14 @@ def inception_feature_fn(weights: Path, batch_size: int, device: str, sha256: st
 
 
 def encoder_feature_fns(g_mr2ct: Path, g_ct2mr: Path, batch_size: int, device: str) -> dict[str, FeatureFn]:
-    """Target modality -> pooled bottleneck features of the scratch generator that reads it."""
-    from mrct.latent import pooled_bottleneck
-    from mrct.networks import load_trained_generator
+    """Modality ("mr", "ct") -> pooled bottleneck features of the scratch generator that reads it
+    (G_mr2ct for MR, G_ct2mr for CT)."""
+    from mrct.evaluation.latent import pooled_bottleneck
+    from mrct.models.trained import load_trained_generator
 
     generators = {"mr2ct": load_trained_generator(g_mr2ct, device), "ct2mr": load_trained_generator(g_ct2mr, device)}
-    return {target: (lambda images, g=generators[name]: pooled_bottleneck(g, images, batch_size, device))
-            for target, name in ENCODER_FOR_TARGET.items()}
+    return {d.source: (lambda images, g=generators[name]: pooled_bottleneck(g, images, batch_size, device))
+            for name, d in DIRECTIONS.items()}
 
 
 def fid_table(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path], inception_weights: Path,

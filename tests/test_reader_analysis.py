@@ -282,3 +282,14 @@ def test_bad_key_is_an_error(tmp_path: Path) -> None:
     key.iloc[:-1].to_csv(key_path, index=False)  # one slice left with only one of its two images
     with pytest.raises(AnswersError, match=r"key.csv: every slice must appear once real and once synthetic"):
         read_key(key_path)
+
+
+def test_spreadsheet_export_is_read(key_path: Path) -> None:
+    """A byte-order mark, Windows line ends, capitals and spaces, as spreadsheet programs write them."""
+    rows = _good_rows(key_path)
+    text = "reader,image_id,judged,realism\r\n" + "".join(
+        f"{r['reader']}, {r['image_id']},{r['judged'].upper()}, {r['realism']}\r\n" for r in rows)
+    path = key_path.parent / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    answers = read_all_answers([path], read_key(key_path), key_path)
+    assert len(answers) == 12 and set(answers["judged"]) == {"real"} and set(answers["realism"]) == {2}

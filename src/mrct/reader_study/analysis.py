@@ -61,7 +61,8 @@ def _read_csv(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
     if not path.is_file():
         raise AnswersError(f"{path}: {what} not found")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # utf-8-sig: spreadsheet programs often save CSV with a byte-order mark
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise AnswersError(f"{path}: expected a CSV {what} with columns {', '.join(columns)}; "
                            f"could not read it ({error})") from None

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
+from mrct.models.inception import INCEPTION_FILE
 from mrct.models.registry import load_zoo_registry, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
-from mrct.models.inception import INCEPTION_FILE
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
 from mrct.sources.synthrad import synthrad_patient_ids
@@ -160,7 +160,7 @@ def get_inception_weights(wildcards):
     """The FID Inception weights when they are to be downloaded or were placed by hand; else
     none, and the FID table says that Inception FID was not computed."""
     if config["fid"]["download_inception"] or Path(INCEPTION_WEIGHTS).is_file():
-        return INCEPTION_WEIGHTS
+        return rules.download_inception.output.weights
     return []
 
 
@@ -168,7 +168,9 @@ def get_fid_scratch_generators(wildcards):
     """G_mr2ct and G_ct2mr of scratch (the feature space that needs no download), if configured."""
     if "scratch" not in MODELS:
         return []
-    return expand("results/models/scratch/G_{direction}.pth", direction=DIRECTIONS)
+    return expand(
+        [rules.train.output.g_mr2ct, rules.train.output.g_ct2mr], model="scratch"
+    )
 
 
 def get_reader_answers(wildcards):

@@ -157,7 +157,7 @@ rule download_inception:
 # The device (train.device) is read as an untracked setting: moving to a GPU reruns nothing.
 rule fid:
     input:
-        manifest="results/slices/manifest.csv",
+        manifest=rules.split.output.manifest,
         predictions=get_prediction_dirs,
         scratch=get_fid_scratch_generators,
         inception=get_inception_weights,

@@ -64,3 +64,27 @@ def test_fid_plans_the_inception_download_only_when_asked(tmp_path: Path) -> Non
     online = tw.write_workdir(tmp_path / "on", tw.tiny_config(fid={"download_inception": True}))
     jobs = {job.rule for job in tw.dry_run(online, "results/tables/fid.csv")}
     assert {"fid", "download_inception"} <= jobs
+
+
+def test_report_asks_for_the_analysis_once_the_kit_rule_exists(tmp_path: Path) -> None:
+    """A placeholder for the questionnaire kit's rule (test fixture only): with it in the
+    workflow, the report depends on the reader-study tables; without it, it does not."""
+    workdir = tw.write_workdir(tmp_path / "work", tw.tiny_config())
+    plain = {job.rule for job in tw.dry_run(workdir, "results/report.html")}
+    assert "reader_study_analysis" not in plain and "fid" in plain
+    snakefile = workdir / "Snakefile_with_kit"
+    snakefile.write_text(
+        f'include: "{tw.SNAKEFILE}"\n\n\n'
+        "rule reader_study:\n"
+        "    output:\n"
+        '        key="results/reader_study/key.csv",\n'
+        "    shell:\n"
+        '        "touch {output.key}"\n'
+    )
+    result = tw.subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "--dry-run", "--cores", "1",
+         "results/report.html"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule reader_study_analysis:" in result.stdout and "rule reader_study:" in result.stdout
+    report_block = result.stdout[result.stdout.index("rule report:"):]
+    assert "results/reader_study/table_vi.csv" in report_block.split("output:")[0]

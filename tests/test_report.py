@@ -85,7 +85,7 @@ def project(tmp_path):
     return ReportInputs(manifest=tmp_path / "manifest.csv", metric_tables=tables, significance=tmp_path / "significance.csv",
                         qa_images=qa, figures=figures, latent_grid=grid, latent_plots=[grid], separability=tmp_path / "sep.csv",
                         benchmark_dir=tmp_path / "bench", config={"seed": 42, "models": MODELS},
-                        fid=tmp_path / "fid.csv", reader_study=_reader_study(tmp_path / "reader", answered=True))
+                        fid=tmp_path / "fid.csv", reader_analysis=_reader_study(tmp_path / "reader", answered=True))
 
 
 def _reader_study(folder, answered: bool):
@@ -128,16 +128,16 @@ def test_report_is_self_contained_with_every_section(project, tmp_path):
 
 
 def test_report_says_how_to_run_the_reader_study_without_answers(project, tmp_path):
-    project.reader_study = _reader_study(tmp_path / "unanswered", answered=False)
+    project.reader_analysis = _reader_study(tmp_path / "unanswered", answered=False)
     page = build_report(project)
     assert "No reader-study answers found in data/reader_study/" in page and "Table VI" not in page
 
 
 def test_report_without_reader_study_or_fid_leaves_the_sections_out(project):
-    project.reader_study, project.fid = None, None
+    project.reader_analysis, project.fid = None, None
     parser = Collector()
     parser.feed(build_report(project))
-    assert "reader_study" not in parser.sections and "fid" not in parser.sections and "latent" in parser.sections
+    assert "reader_analysis" not in parser.sections and "fid" not in parser.sections and "latent" in parser.sections
 
 
 def test_report_says_what_ranks_the_models_and_the_unit_of_analysis(project):

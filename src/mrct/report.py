@@ -34,7 +34,7 @@ SECTIONS = {
     "fid": "Distribution distance (FID)",
     "figures": "Figures",
     "latent": "Latent space",
-    "reader_study": "Reader study",
+    "reader_analysis": "Reader study: Tables V and VI",
     "runtimes": "Run times",
     "provenance": "Provenance",
 }
@@ -63,7 +63,7 @@ class ReportInputs:
     alpha: float = 0.05  # evaluate.alpha; the report rule passes the configured value
     fid: Path | None = None  # results/tables/fid.csv
     # table_v, table_vi, agreement, note of rule reader_study_analysis; None: no reader study
-    reader_study: dict[str, Path] | None = None
+    reader_analysis: dict[str, Path] | None = None
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
@@ -217,7 +217,7 @@ def fid_section(path: Path) -> str:
             "slices bias FID upwards: compare models on this test set only.</p>" + frame_to_html(table))
 
 
-def reader_study_section(paths: dict[str, Path]) -> str:
+def reader_analysis_section(paths: dict[str, Path]) -> str:
     """Tables V and VI and the agreement between readers, or how to run the study when no answers exist."""
     note = html.escape(Path(paths["note"]).read_text(encoding="utf-8").strip())
     table_v = pd.read_csv(paths["table_v"])
@@ -244,8 +244,8 @@ def build_report(inputs: ReportInputs) -> str:
     body["significance"] = significance_html(pd.read_csv(inputs.significance), inputs.alpha)
     if inputs.fid is not None:
         body["fid"] = fid_section(inputs.fid)
-    if inputs.reader_study is not None:
-        body["reader_study"] = reader_study_section(inputs.reader_study)
+    if inputs.reader_analysis is not None:
+        body["reader_analysis"] = reader_analysis_section(inputs.reader_analysis)
     body["figures"] = "".join(image_tag(p) for p in inputs.figures) or "<p>No figures.</p>"
     latent = []
     if inputs.separability is not None:

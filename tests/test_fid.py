@@ -13,7 +13,15 @@ from conftest import FileServer, Route
 from PIL import Image
 
 from mrct.io.download import ChecksumError, DownloadError, sha256_of
-from mrct.evaluation.fid import FidImages, fid_from_features, fid_rows, fid_table, frechet_distance, not_computed_note
+from mrct.evaluation.fid import (
+    FidImages,
+    fid_from_features,
+    fid_rows,
+    fid_table,
+    frechet_distance,
+    not_computed_note,
+    trace_sqrt_product,
+)
 from mrct.models.inception import FIDInceptionV3, fetch_inception_weights, inception_features, load_inception
 from mrct.models.networks import ResnetGenerator
 from mrct.models.trained import save_trained_generator
@@ -31,6 +39,28 @@ def test_frechet_distance_of_gaussians_closed_form() -> None:
     assert frechet_distance(m1, q @ np.diag(d1) @ q.T, m2, q @ np.diag(d2) @ q.T) == pytest.approx(expected)
     # 1-D: (m1 - m2)^2 + (s1 - s2)^2
     assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([-2.0]), np.array([[1.0]])) == pytest.approx(10)
+
+
+def test_trace_term_against_scipy_sqrtm() -> None:
+    """The eigenvalue route against scipy.linalg.sqrtm of the product (pytorch-fid's way),
+    for full-rank covariances and for singular ones (fewer samples than dimensions)."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(7)
+    for n, d in ((200, 6), (5, 12)):
+        a, b = rng.normal(size=(n, d)), rng.normal(size=(n, d)) @ rng.normal(size=(d, d))
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        expected = np.trace(linalg.sqrtm(s1 @ s2)).real
+        assert trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_sample_space_route_equals_the_covariance_route() -> None:
+    """Fewer samples than dimensions: the N x M SVD gives what the D x D route gives."""
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=(9, 30)), rng.normal(size=(7, 30)) * 2 + 0.5
+    expected = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-6)
+    assert fid_from_features(a, a) == pytest.approx(0, abs=1e-6)
 
 
 def test_frechet_distance_against_torchmetrics() -> None:

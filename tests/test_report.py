@@ -167,3 +167,14 @@ def test_missing_image_names_the_file(project, tmp_path):
 def test_loss_curves_need_loss_columns():
     with pytest.raises(ValueError, match="loss_"):
         loss_curves({"scratch": pd.DataFrame({"epoch": [1], "lr": [0.1]})})
+
+
+def test_distributions_mark_a_metric_that_is_undefined_for_every_slice(tmp_path: Path) -> None:
+    # VIF is NaN for slices under 41 px; seaborn cannot draw an empty box plot.
+    slices = fake_metrics(MODELS, n_slices=4).assign(vif_masked=np.nan)
+    figure = metric_distributions(slices, MODELS)
+    titles = [ax.get_title() for ax in figure.axes]
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert "VIF inside the head mask" in titles
+    assert texts == ["VIF inside the head mask: not defined for these slices"]
+    save_figure(figure, tmp_path / "d.png")

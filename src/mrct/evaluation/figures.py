@@ -24,7 +24,8 @@ from mrct.slices.manifest import DIRECTIONS, evenly_spaced, split_rows  # noqa: 
 
 log = logging.getLogger(__name__)
 
-DISTRIBUTION_METRICS = ["psnr", "ssim", "uqi", "vif"]
+#: The metrics that rank the models: inside the head mask, so the air does not dominate them.
+DISTRIBUTION_METRICS = ["psnr_masked", "ssim_masked", "uqi_masked", "vif_masked"]
 
 
 def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> None:
@@ -75,13 +76,23 @@ def translation_grid(
 
 
 def metric_distributions(slices: pd.DataFrame, models: Sequence[str]) -> plt.Figure:
-    """Box plots of the per-slice PSNR, SSIM, UQI and VIF, per model and direction."""
+    """Box plots of the per-slice masked PSNR, SSIM, UQI and VIF, per model and direction.
+
+    A metric with no finite value (VIF is undefined below 41 px, say) gets a note instead of an
+    empty box plot, which seaborn cannot draw.
+    """
     fig, axes = plt.subplots(2, 2, figsize=(max(8, 1.1 * len(models) + 4), 7.5), squeeze=False)
     data = slices.replace([np.inf, -np.inf], np.nan)
     for ax, metric in zip(axes.flat, DISTRIBUTION_METRICS, strict=True):
+        name = metric.removesuffix("_masked").upper() + " inside the head mask"
+        ax.set_title(name, fontsize=10)
+        if not data[metric].notna().any():
+            ax.text(0.5, 0.5, f"{name}: not defined for these slices", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9)
+            ax.set_axis_off()
+            continue
         sns.boxplot(data=data, x="model", y=metric, hue="direction", order=list(models),
                     hue_order=list(DIRECTIONS), ax=ax, fliersize=2)
-        ax.set_title(metric.upper(), fontsize=10)
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=45, labelsize=8)
     fig.tight_layout()

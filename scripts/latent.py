@@ -23,7 +23,7 @@ generators = {
 }
 rows, mr, ct = test_images(read_manifest(snakemake.input.manifest), settings.max_slices)  # noqa: F821
 features = extract_features(generators, mr, ct, settings.batch_size, device)
-embeddings, table = analyse(features, len(rows), settings)
+embeddings, table = analyse(features, rows["patient"].to_numpy(), settings)
 save_latent(snakemake.output.features, rows, features, embeddings)  # noqa: F821
 save_figure(plot_embeddings(embeddings, "tsne", len(rows), model), snakemake.output.tsne)  # noqa: F821
 save_figure(plot_embeddings(embeddings, "umap", len(rows), model), snakemake.output.umap)  # noqa: F821

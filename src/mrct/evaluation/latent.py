@@ -1,12 +1,29 @@
-"""Latent space of the trained generators: pooled bottleneck features, t-SNE/UMAP, separability.
+"""Latent space of the trained generators: bottleneck statistics, t-SNE/UMAP, separability.
 
 Each model has two generators (MR->CT and CT->MR). Every test MR and every test CT slice is passed
-through each of them; the features after the residual blocks (``ResnetGenerator.bottleneck``)
-are global-average pooled to one vector per slice. Each generator's features are embedded on
-their own (the two generators are different networks, so their spaces are not comparable),
-coloured by the modality of the input. Separability of the modalities says how much of the input
-domain a generator still encodes at its bottleneck: silhouette score (features standardised,
-Euclidean) and k-nearest-neighbour modality accuracy under stratified cross-validation.
+through each of them, and the bottleneck the decoder sees (``ResnetGenerator.bottleneck``: the
+output of the last residual block, or of the adapter when the model has one) is summarised per
+slice by the **per-channel mean and standard deviation** over its spatial positions: a vector of
+``2 * C`` features (512 for the zoo's 256 channels), means first.
+
+Why not the plain global average: every residual block returns ``x + IN(conv(...))`` with instance
+norm without affine parameters, whose per-channel spatial mean is zero, so the global average after
+the residual blocks equals the global average of the encoder output: it ignores the nine residual
+blocks (about 10.6 M of the 11.4 M parameters). The residual branches do change the spread of each
+channel, so the standard deviation carries the blocks. Why mean and standard deviation rather
+than a pooled spatial grid: the channel-wise mean and standard deviation are the statistics that
+style transfer (AdaIN) identifies with an image's style, which is what "does the generator still
+encode the input modality" asks about; and they do not depend on where the head lies in the
+field of view, so slices of different size and position are compared by content, not layout (a
+pooled grid also keeps one encoder-only combination per channel: its cell average).
+
+Each generator's features are embedded on their own (the two generators are different networks,
+so their spaces are not comparable), coloured by the modality of the input. Separability of the
+modalities says how much of the input domain a generator still encodes at its bottleneck:
+silhouette score (features standardised, Euclidean) and k-nearest-neighbour modality accuracy
+under cross-validation whose folds are grouped by patient (neighbouring slices of one head are
+near-duplicates; with slice-level folds a test slice finds its own patient in the training folds).
+``mrct.latent_joint`` embeds all models together.
 
 Tiny test sets are common (the demo has a few dozen slices), so perplexity, UMAP neighbours, k
 and the number of folds are clamped to what the sample size allows, and the clamped values are
@@ -43,30 +60,43 @@ class LatentSettings:
     batch_size: int = 8
 
 
-def pooled_bottleneck(generator: torch.nn.Module, images: np.ndarray, batch_size: int, device: str) -> np.ndarray:
-    """Global-average-pooled bottleneck features [N, C] of uint8 images [N, H, W]."""
+def bottleneck_statistics(generator: torch.nn.Module, images: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+    """Per-channel spatial mean and standard deviation of the bottleneck: ``[N, 2C]``, means first.
+
+    ``images`` are uint8 ``[N, H, W]``. The standard deviation is the population one (divisor
+    H*W, as instance norm uses). See the module docstring for why these two statistics.
+    """
     from mrct.models.networks import to_network_input
 
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             batch = to_network_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])))
-            features = generator.bottleneck(batch.to(device))
-            out.append(features.float().mean(dim=(2, 3)).cpu().numpy())
+            features = generator.bottleneck(batch.to(device)).float()
+            mean = features.mean(dim=(2, 3))
+            std = features.std(dim=(2, 3), correction=0)
+            out.append(torch.cat([mean, std], dim=1).cpu().numpy())
     return np.concatenate(out).astype(np.float64)
+
+
+def feature_names(n_channels: int) -> np.ndarray:
+    """Column names of :func:`bottleneck_statistics`: ``mean_0 .. mean_{C-1}, std_0 .. std_{C-1}``."""
+    return np.array([f"{stat}_{c}" for stat in ("mean", "std") for c in range(n_channels)])
 
 
 def extract_features(
     generators: Mapping[str, torch.nn.Module], mr: np.ndarray, ct: np.ndarray, batch_size: int = 8, device: str = "cpu"
 ) -> dict[str, np.ndarray]:
-    """Features of every MR and CT slice through each generator: ``{generator: [2N, C]}``.
+    """Features of every MR and CT slice through each generator: ``{generator: [2N, 2C]}``.
 
     Rows are the N MR slices followed by the N CT slices (see :func:`modality_labels`).
     """
     if mr.shape != ct.shape:
         raise ValueError(f"expected as many MR as CT slices of one size, got {mr.shape} and {ct.shape}")
     return {
-        name: np.concatenate([pooled_bottleneck(net, mr, batch_size, device), pooled_bottleneck(net, ct, batch_size, device)])
+        name: np.concatenate(
+            [bottleneck_statistics(net, mr, batch_size, device), bottleneck_statistics(net, ct, batch_size, device)]
+        )
         for name, net in generators.items()
     }
 
@@ -75,7 +105,8 @@ def modality_labels(n_per_modality: int) -> np.ndarray:
     return np.repeat(np.array(MODALITIES), n_per_modality)
 
 
-def _standardise(features: np.ndarray) -> np.ndarray:
+def zscore_columns(features: np.ndarray) -> np.ndarray:
+    """Each column z-scored over the rows (constant columns left at zero)."""
     std = features.std(axis=0)
     return (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
 
@@ -85,15 +116,17 @@ def clamped_perplexity(requested: float, n_samples: int) -> float:
     return float(max(1.0, min(requested, (n_samples - 1) / 3.0)))
 
 
-def tsne_embedding(features: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
+def tsne_embedding(features: np.ndarray, perplexity: float, seed: int, standardise: bool = True) -> np.ndarray:
+    """2-D t-SNE (PCA init, seeded); features standardised per column unless told otherwise."""
     from sklearn.manifold import TSNE
 
     n = len(features)
     tsne = TSNE(n_components=2, perplexity=clamped_perplexity(perplexity, n), init="pca", random_state=seed)
-    return tsne.fit_transform(_standardise(features))
+    return tsne.fit_transform(zscore_columns(features) if standardise else features)
 
 
-def umap_embedding(features: np.ndarray, n_neighbors: int, seed: int) -> np.ndarray:
+def umap_embedding(features: np.ndarray, n_neighbors: int, seed: int, standardise: bool = True) -> np.ndarray:
+    """2-D UMAP (seeded); features standardised per column unless told otherwise."""
     import umap
 
     n = len(features)
@@ -105,38 +138,85 @@ def umap_embedding(features: np.ndarray, n_neighbors: int, seed: int) -> np.ndar
         # Spectral initialisation fails on a handful of points; random is fine there.
         init="spectral" if n > 16 else "random",
     )
-    return reducer.fit_transform(_standardise(features))
+    return reducer.fit_transform(zscore_columns(features) if standardise else features)
 
 
-def separability(features: np.ndarray, labels: np.ndarray, knn_k: int, seed: int) -> dict[str, float]:
-    """Silhouette score and cross-validated k-NN accuracy of the modality labels."""
+#: Most cross-validation folds of the k-NN separability score.
+MAX_FOLDS = 5
+
+
+def patient_folds(labels: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds in which every group (patient) lies wholly in one test fold.
+
+    Rule for small sets: ``min(5, patients, rows of the rarer label)`` folds; with fewer than two
+    patients there is no fold whose test patient is unseen, so the list is empty (the score is
+    NaN and the table says why).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len(np.unique(groups))
+    folds = min(MAX_FOLDS, n_groups, int(pd.Series(labels).value_counts().min()))
+    if folds < 2:
+        return []
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [(train, test) for train, test in cv.split(np.zeros(len(labels)), labels, groups) if len(test)]
+
+
+def separability(
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, knn_k: int, seed: int
+) -> dict[str, float | str]:
+    """Silhouette score and k-NN accuracy of the labels, cross-validated with folds grouped by ``groups``.
+
+    ``groups`` is the patient of each row (pass ``np.arange(n)`` for slice-level folds, which
+    overstate the accuracy when slices of one patient are alike). k is clamped to the rarer
+    label's rows in the smallest training fold.
+    """
     from sklearn.metrics import silhouette_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    x = _standardise(features)
-    smallest = int(pd.Series(labels).value_counts().min())
-    folds = min(5, smallest)
-    result = {"silhouette": float(silhouette_score(x, labels)), "knn_accuracy": float("nan"), "knn_k": float("nan"), "cv_folds": float(folds)}
-    if folds >= 2:
-        train_size = len(x) - int(np.ceil(len(x) / folds))
-        k = max(1, min(knn_k, train_size))
-        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), x, labels, cv=cv)
-        result.update(knn_accuracy=float(scores.mean()), knn_k=float(k))
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    if not len(labels) == len(groups) == len(features):
+        raise ValueError(f"expected one label and one group per row ({len(features)}), got {len(labels)} and {len(groups)}")
+    x = zscore_columns(features)
+    splits = patient_folds(labels, groups, seed)
+    n_groups = len(np.unique(groups))
+    result: dict[str, float | str] = {
+        "silhouette": float(silhouette_score(x, labels)), "knn_accuracy": float("nan"), "knn_k": float("nan"),
+        "cv_folds": float(len(splits)), "cv_groups": float(n_groups), "cv_note": "",
+    }
+    if not splits:
+        result["cv_note"] = f"k-NN accuracy not computed: {n_groups} patient(s), grouped folds need at least 2"
+        return result
+    # At most as many neighbours as the rarer label has rows in the smallest training fold, so
+    # that either label can win the vote (k = the whole training fold would always pick one).
+    k = max(1, min(knn_k, min(int(pd.Series(labels[train]).value_counts().min()) for train, _ in splits)))
+    scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), x, labels, cv=splits)
+    result.update(knn_accuracy=float(scores.mean()), knn_k=float(k))
     return result
 
 
-def analyse(features: Mapping[str, np.ndarray], n_per_modality: int, settings: LatentSettings) -> tuple[dict, pd.DataFrame]:
-    """Embeddings (``{"tsne_mr2ct": [2N, 2], ...}``) and one separability row per generator."""
+def analyse(
+    features: Mapping[str, np.ndarray], patients: np.ndarray, settings: LatentSettings
+) -> tuple[dict, pd.DataFrame]:
+    """Embeddings (``{"tsne_mr2ct": [2N, 2], ...}``) and one separability row per generator.
+
+    ``patients`` holds the patient of each of the N test slices (rows are MR then CT slices).
+    """
+    n_per_modality = len(patients)
     labels = modality_labels(n_per_modality)
+    groups = np.concatenate([np.asarray(patients).astype(str)] * 2)
     embeddings, rows = {}, []
     for name, feats in features.items():
+        if len(feats) != 2 * n_per_modality:
+            raise ValueError(f"latent {name}: expected {2 * n_per_modality} feature rows, got {len(feats)}")
         if len(feats) < 4:
             raise ValueError(f"latent {name}: expected at least 2 slices per modality, got {n_per_modality}")
         embeddings[f"tsne_{name}"] = tsne_embedding(feats, settings.tsne_perplexity, settings.seed)
         embeddings[f"umap_{name}"] = umap_embedding(feats, settings.umap_n_neighbors, settings.seed)
-        scores = separability(feats, labels, settings.knn_k, settings.seed)
+        scores = separability(feats, labels, groups, settings.knn_k, settings.seed)
+        if scores["cv_note"]:
+            log.warning("latent %s: %s", name, scores["cv_note"])
         rows.append({
             "generator": name, "n_per_modality": n_per_modality, "n_features": feats.shape[1], **scores,
             "perplexity": clamped_perplexity(settings.tsne_perplexity, len(feats)),
@@ -188,7 +268,11 @@ def test_images(manifest: pd.DataFrame, max_slices: int | None) -> tuple[pd.Data
 
 
 def save_latent(path, rows: pd.DataFrame, features: Mapping[str, np.ndarray], embeddings: Mapping[str, np.ndarray]) -> None:
-    """Features, embeddings and slice ids in one .npz (written atomically)."""
+    """Features, embeddings and slice ids in one .npz (written atomically).
+
+    ``features_{generator}`` is ``[2N, 2C]`` (rows: MR slices then CT slices; columns named by
+    ``feature_names``); ``modality``, ``patient`` and ``slice`` label the rows.
+    """
     from mrct.io.atomic import atomic_path
 
     n = len(rows)
@@ -196,8 +280,10 @@ def save_latent(path, rows: pd.DataFrame, features: Mapping[str, np.ndarray], em
         np.savez_compressed(
             tmp,
             modality=modality_labels(n),
-            patient=np.concatenate([rows["patient"].astype(str).to_numpy()] * 2),
+            # A fixed-width string array, not pandas' object array (which needs pickle to load).
+            patient=np.concatenate([rows["patient"].to_numpy(dtype=str)] * 2),
             slice=np.concatenate([rows["slice"].to_numpy()] * 2),
+            feature_names=feature_names(next(iter(features.values())).shape[1] // 2),
             **{f"features_{k}": v for k, v in features.items()},
             **dict(embeddings),
         )

@@ -113,13 +113,15 @@ def get_metric_tables(wildcards):
 
 
 def get_final_output():
-    """Every model, its predictions, the tables, the latent summary and the report."""
+    """Every model, its predictions, the tables, the latent summary and joint embedding, the report."""
     return [
         rules.split.output.manifest,
         *expand(rules.train.output, model=MODELS),
         *get_prediction_dirs(None),
         *rules.tables.output,
         rules.latent_summary.output.separability,
+        rules.latent_joint.output.tsne,
+        rules.latent_joint.output.umap,
         rules.report.output.html,
     ]
 

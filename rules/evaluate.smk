@@ -183,3 +183,37 @@ rule fid:
         batch_size=config["fid"]["batch_size"],
     script:
         "../scripts/fid.py"
+
+
+rule latent_joint:
+    input:
+        features=get_latent_features,
+    output:
+        tsne=report(
+            "results/latent/joint_tsne.png",
+            caption="../report/latent_joint.rst",
+            category="Latent space",
+            labels={"model": "all (joint)", "method": "t-SNE"},
+        ),
+        umap=report(
+            "results/latent/joint_umap.png",
+            caption="../report/latent_joint.rst",
+            category="Latent space",
+            labels={"model": "all (joint)", "method": "UMAP"},
+        ),
+        points="results/latent/joint_embedding.csv",
+    log:
+        "logs/latent_joint/latent_joint.log",
+    benchmark:
+        "benchmarks/out/latent_joint/latent_joint.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        models=MODELS,
+        latent=config["latent"],
+        seed=config["seed"],
+    script:
+        "../scripts/latent_joint.py"

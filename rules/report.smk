@@ -60,6 +60,10 @@ rule report:
         qa=get_registration_qa,
         figures=rules.figures.output,
         latent_grid=rules.latent_summary.output.grid,
+        latent_joint=[
+            rules.latent_joint.output.tsne,
+            rules.latent_joint.output.umap,
+        ],
         latent_plots=get_latent_plots,
         separability=rules.latent_summary.output.separability,
         fid=rules.fid.output.table,

@@ -17,6 +17,7 @@ report_inputs = ReportInputs(
     figures=[Path(p) for p in inputs.figures],
     latent_grid=Path(inputs.latent_grid),
     latent_plots=[Path(p) for p in inputs.latent_plots],
+    latent_joint=[Path(p) for p in inputs.latent_joint],
     separability=Path(inputs.separability),
     benchmark_dir=Path(snakemake.params.benchmark_dir),  # noqa: F821
     config=dict(snakemake.params.config),  # noqa: F821

@@ -57,6 +57,7 @@ class ReportInputs:
     figures: list[Path] = field(default_factory=list)
     latent_grid: Path | None = None
     latent_plots: list[Path] = field(default_factory=list)
+    latent_joint: list[Path] = field(default_factory=list)  # results/latent/joint_{tsne,umap}.png
     separability: Path | None = None
     benchmark_dir: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
@@ -232,6 +233,29 @@ def reader_analysis_section(paths: dict[str, Path]) -> str:
             + "<p>Cohen's kappa on real/synthetic; Cohen's kappa with quadratic weights on realism.</p>")
 
 
+LATENT_NOTE = (
+    "<p>Features: the per-channel mean and standard deviation of each generator's bottleneck (output of "
+    "the last residual block, or of the adapter), per test slice. The global average alone would equal "
+    "the encoder's: instance norm zeroes the mean of every residual branch. k-NN modality accuracy is "
+    "cross-validated with folds grouped by patient (<code>cv_groups</code> patients, "
+    "<code>cv_folds</code> folds; NaN with a note when there are fewer than 2 patients). The joint "
+    "embedding places every (model, slice) by the slice's distance profile under that model, because the "
+    "channels of different networks do not correspond.</p>"
+)
+
+
+def latent_section(inputs: ReportInputs) -> str:
+    """Separability table, joint embeddings of all models, then the per-model grid and plots."""
+    latent = [LATENT_NOTE]
+    if inputs.separability is not None:
+        latent.append(frame_to_html(pd.read_csv(inputs.separability)))
+    latent += [image_tag(p, f"All models together: {p.stem}") for p in inputs.latent_joint]
+    if inputs.latent_grid is not None:
+        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every model"))
+    latent += [image_tag(p) for p in inputs.latent_plots]
+    return "".join(latent)
+
+
 def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
@@ -247,13 +271,7 @@ def build_report(inputs: ReportInputs) -> str:
     if inputs.reader_analysis is not None:
         body["reader_analysis"] = reader_analysis_section(inputs.reader_analysis)
     body["figures"] = "".join(image_tag(p) for p in inputs.figures) or "<p>No figures.</p>"
-    latent = []
-    if inputs.separability is not None:
-        latent.append(frame_to_html(pd.read_csv(inputs.separability)))
-    if inputs.latent_grid is not None:
-        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every model"))
-    latent += [image_tag(p) for p in inputs.latent_plots]
-    body["latent"] = "".join(latent)
+    body["latent"] = latent_section(inputs)
     runtimes = runtime_table(inputs.benchmark_dir)
     body["runtimes"] = frame_to_html(runtimes) if len(runtimes) else "<p>No benchmark files found.</p>"
     body["provenance"] = provenance(inputs.config)

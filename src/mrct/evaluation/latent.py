@@ -23,7 +23,7 @@ modalities says how much of the input domain a generator still encodes at its bo
 silhouette score (features standardised, Euclidean) and k-nearest-neighbour modality accuracy
 under cross-validation whose folds are grouped by patient (neighbouring slices of one head are
 near-duplicates; with slice-level folds a test slice finds its own patient in the training folds).
-``mrct.latent_joint`` embeds all models together.
+``mrct.evaluation.latent_joint`` embeds all models together.
 
 Tiny test sets are common (the demo has a few dozen slices), so perplexity, UMAP neighbours, k
 and the number of folds are clamped to what the sample size allows, and the clamped values are

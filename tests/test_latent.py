@@ -1,8 +1,11 @@
-"""Latent features, clamped embeddings on tiny sets, separability scores, determinism."""
+"""Latent features of the whole generator, patient-grouped separability, the joint embedding."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -11,11 +14,14 @@ from mrct.evaluation.latent import (
     analyse,
     clamped_perplexity,
     extract_features,
+    feature_names,
     modality_labels,
     plot_embeddings,
+    save_latent,
     separability,
 )
-from mrct.models.networks import ResnetGenerator
+from mrct.evaluation.latent_joint import distance_profiles, joint_embedding, joint_points, plot_joint
+from mrct.models.networks import ResnetBlock, ResnetGenerator, init_weights
 
 
 def tiny_generators():
@@ -23,19 +29,70 @@ def tiny_generators():
     return {name: ResnetGenerator(ngf=4, n_blocks=1).eval() for name in ("mr2ct", "ct2mr")}
 
 
-def test_features_are_pooled_bottlenecks_per_slice():
-    gens = tiny_generators()
-    rng = np.random.default_rng(0)
-    mr = rng.integers(0, 256, (3, 32, 32)).astype(np.uint8)
-    ct = 255 - mr
-    features = extract_features(gens, mr, ct, batch_size=2)
-    assert set(features) == {"mr2ct", "ct2mr"} and features["mr2ct"].shape == (6, 16)
-    x = (torch.from_numpy(ct[1:2]).float()[:, None] / 127.5 - 1).expand(-1, 3, -1, -1)
+def random_slices(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size)).astype(np.uint8)
+
+
+def block_output_by_hook(generator: ResnetGenerator, images: np.ndarray) -> np.ndarray:
+    """What the last residual block (or the adapter after it) hands on, caught during a full forward pass."""
+    last = generator.adapter if generator.adapter is not None else [m for m in generator.modules() if isinstance(m, ResnetBlock)][-1]
+    caught = []
+    handle = last.register_forward_hook(lambda module, inputs, output: caught.append(output.detach().numpy().copy()))
+    x = torch.from_numpy(images).float()[:, None].div(127.5).sub(1).expand(-1, 3, -1, -1)
     with torch.no_grad():
-        expected = gens["ct2mr"].bottleneck(x).mean(dim=(2, 3)).numpy()[0]
-    assert features["ct2mr"][4] == pytest.approx(expected, abs=1e-5)
+        generator(x)
+    handle.remove()
+    return caught[0].astype(np.float64)
+
+
+@pytest.mark.parametrize("adapter_units", [0, 8])
+def test_features_are_mean_and_std_of_the_last_block_output(adapter_units):
+    torch.manual_seed(0)
+    gen = ResnetGenerator(ngf=4, n_blocks=2, adapter_units=adapter_units).eval()
+    if adapter_units:  # move the zero-initialised output layer so the adapter is not the identity
+        torch.nn.init.normal_(gen.adapter.fc2.weight, 0.0, 0.5)
+    mr, ct = random_slices(3), random_slices(3, seed=1)
+    features = extract_features({"mr2ct": gen}, mr, ct, batch_size=2)["mr2ct"]
+    assert features.shape == (6, 32) and list(feature_names(16)[[0, 16]]) == ["mean_0", "std_0"]
+    block = block_output_by_hook(gen, ct)  # [3, 16, 8, 8]
+    expected = np.concatenate([block.mean(axis=(2, 3)), block.std(axis=(2, 3))], axis=1)  # numpy std: ddof 0
+    np.testing.assert_allclose(features[3:], expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="as many MR as CT"):
-        extract_features(gens, mr, ct[:2])
+        extract_features({"mr2ct": gen}, mr, ct[:2])
+
+
+def relative_change(before: np.ndarray, after: np.ndarray) -> float:
+    """||C(after) - C(before)|| / ||C(before)||, C centring each feature over the images.
+
+    Centred because the embeddings and the separability scores standardise every feature over the
+    images: a change that is the same for every image is invisible to them.
+    """
+    before, after = before - before.mean(axis=0), after - after.mean(axis=0)
+    return float(np.linalg.norm(after - before) / np.linalg.norm(before))
+
+
+def test_randomising_the_residual_blocks_changes_the_latent_vectors():
+    gen = init_weights(ResnetGenerator(ngf=8, n_blocks=2), generator=torch.Generator().manual_seed(0)).eval()
+    randomised = copy.deepcopy(gen)
+    rng = torch.Generator().manual_seed(1)
+    for block in (m for m in randomised.modules() if isinstance(m, ResnetBlock)):
+        init_weights(block, generator=rng)
+    images = random_slices(8, seed=2)
+    x = torch.from_numpy(images).float()[:, None].div(127.5).sub(1).expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        # The encoder (stem and down-sampling: the modules before the first residual block) is untouched.
+        assert torch.equal(gen.model[:10](x), randomised.model[:10](x))
+        assert not isinstance(gen.model[9], ResnetBlock) and isinstance(gen.model[10], ResnetBlock)
+    before = extract_features({"g": gen}, images, images)["g"]
+    after = extract_features({"g": randomised}, images, images)["g"]
+    change = relative_change(before, after)
+    print(f"relative change of the mean+std features: {change:.3f}")
+    assert change > 0.5
+    # The old feature, the global average of the bottleneck (the first half: the means), does not
+    # move: instance norm zeroes the mean of every residual branch. This is what the test catches.
+    old_change = relative_change(before[:, :32], after[:, :32])
+    print(f"relative change of the global average alone: {old_change:.2e}")
+    assert old_change < 1e-4
 
 
 def test_perplexity_is_clamped_below_the_sample_count():
@@ -46,10 +103,47 @@ def test_perplexity_is_clamped_below_the_sample_count():
 def test_separability_of_clearly_separated_modalities():
     rng = np.random.default_rng(0)
     features = np.concatenate([rng.normal(0, 1, (10, 8)), rng.normal(8, 1, (10, 8))])
-    scores = separability(features, modality_labels(10), knn_k=5, seed=0)
-    assert scores["knn_accuracy"] == 1.0 and scores["silhouette"] > 0.7
-    mixed = separability(rng.normal(0, 1, (20, 8)), modality_labels(10), knn_k=5, seed=0)
+    patients = np.tile(np.repeat(["p0", "p1", "p2", "p3", "p4"], 2), 2)
+    scores = separability(features, modality_labels(10), patients, knn_k=5, seed=0)
+    assert scores["knn_accuracy"] == 1.0 and scores["silhouette"] > 0.7 and scores["cv_folds"] == 5
+    mixed = separability(rng.normal(0, 1, (20, 8)), modality_labels(10), patients, knn_k=5, seed=0)
     assert mixed["silhouette"] < 0.2
+
+
+def duplicated_patients(n_patients: int = 10, n_slices: int = 8, dim: int = 6, seed: int = 0):
+    """Features whose modality can be told apart only within a patient.
+
+    Every patient has its own centre and its own random MR/CT offset direction; its slices are
+    near-duplicates. A test slice whose patient is in the training folds finds that patient's
+    slices of the same modality as nearest neighbours; an unseen patient's offset says nothing.
+    """
+    rng = np.random.default_rng(seed)
+    mr, ct, patients = [], [], []
+    for p in range(n_patients):
+        centre, offset = rng.normal(0, 10, dim), rng.normal(0, 1, dim)
+        mr.append(centre + offset + rng.normal(0, 0.01, (n_slices, dim)))
+        ct.append(centre - offset + rng.normal(0, 0.01, (n_slices, dim)))
+        patients += [f"p{p}"] * n_slices
+    return np.concatenate([*mr, *ct]), modality_labels(n_patients * n_slices), np.array(patients * 2)
+
+
+def test_patient_grouped_folds_do_not_reward_duplicated_slices():
+    features, labels, patients = duplicated_patients()
+    slice_level = separability(features, labels, np.arange(len(labels)), knn_k=5, seed=0)
+    grouped = separability(features, labels, patients, knn_k=5, seed=0)
+    print(f"k-NN accuracy: slice-level folds {slice_level['knn_accuracy']:.3f}, patient folds {grouped['knn_accuracy']:.3f}")
+    assert slice_level["knn_accuracy"] == 1.0
+    assert grouped["knn_accuracy"] < 0.75 and grouped["cv_groups"] == 10 and grouped["cv_folds"] == 5
+
+
+def test_fewer_patients_than_folds():
+    features, labels, patients = duplicated_patients(n_patients=3)
+    three = separability(features, labels, patients, knn_k=5, seed=0)
+    assert three["cv_folds"] == 3 and three["cv_groups"] == 3 and np.isfinite(three["knn_accuracy"])
+    one = separability(features, labels, np.full(len(labels), "p0"), knn_k=5, seed=0)
+    assert np.isnan(one["knn_accuracy"]) and one["cv_folds"] == 0 and "at least 2" in one["cv_note"]
+    with pytest.raises(ValueError, match="one label and one group per row"):
+        separability(features, labels, patients[:-1], knn_k=5, seed=0)
 
 
 @pytest.mark.slow
@@ -58,12 +152,69 @@ def test_analyse_is_seeded_and_plots(tmp_path):
     features = {"mr2ct": rng.normal(0, 1, (8, 6)), "ct2mr": rng.normal(0, 1, (8, 6))}
     features["mr2ct"][4:] += 5
     settings = LatentSettings(seed=3, tsne_perplexity=30.0, umap_n_neighbors=15, knn_k=5)
-    embeddings, table = analyse(features, 4, settings)
-    again, _ = analyse(features, 4, settings)
+    patients = np.array(["a", "a", "b", "b"])
+    embeddings, table = analyse(features, patients, settings)
+    again, _ = analyse(features, patients, settings)
     assert all(np.allclose(embeddings[k], again[k]) for k in embeddings)
     assert embeddings["tsne_mr2ct"].shape == (8, 2) and embeddings["umap_ct2mr"].shape == (8, 2)
     assert list(table["generator"]) == ["mr2ct", "ct2mr"] and (table["perplexity"] < 8).all()
-    assert table.loc[0, "knn_accuracy"] == 1.0
+    assert table.loc[0, "knn_accuracy"] == 1.0 and table.loc[0, "cv_folds"] == 2
     fig = plot_embeddings(embeddings, "tsne", 4, "scratch")
     fig.savefig(tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 1000
+
+
+def test_distance_profiles_ignore_how_a_model_orders_and_scales_its_channels():
+    features = np.random.default_rng(0).normal(0, 1, (12, 5))
+    relabelled = -3.0 * features[:, [4, 2, 0, 1, 3]] + 7.0
+    profiles = distance_profiles(features)
+    np.testing.assert_allclose(distance_profiles(relabelled), profiles, atol=1e-12)
+    assert profiles.shape == (12, 12) and np.allclose(np.diag(profiles), 0)
+    assert profiles[~np.eye(12, dtype=bool)].mean() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="identical rows"):
+        distance_profiles(np.ones((4, 3)))
+
+
+def write_features(path, features: dict[str, np.ndarray], patients: list[str]):
+    rows = pd.DataFrame({"patient": patients, "slice": np.arange(len(patients))})
+    save_latent(path, rows, features, {})
+    return path
+
+
+@pytest.mark.slow  # UMAP's first call compiles with numba (about a minute on a busy CPU)
+def test_joint_embedding_has_one_labelled_point_per_model_and_image_and_is_seeded(tmp_path):
+    rng = np.random.default_rng(0)
+    patients = ["a", "a", "b", "b", "c"]
+    files = {}
+    for model in ("scratch", "zoo_a", "zoo_b"):
+        features = {g: rng.normal(0, 1, (10, 6)) for g in ("mr2ct", "ct2mr")}
+        files[model] = write_features(tmp_path / f"{model}_features.npz", features, patients)
+    settings = LatentSettings(seed=5, tsne_perplexity=10.0, umap_n_neighbors=10)
+    frame = joint_embedding(files, settings)
+    assert len(frame) == 2 * 2 * 3 * 10  # generators x methods x models x (MR and CT images)
+    for _, part in frame.groupby(["generator", "method"]):
+        keys = part[["model", "modality", "patient", "slice"]].drop_duplicates()
+        assert len(keys) == len(part) == 30 and set(part["model"]) == set(files)
+        assert (part.groupby("model").size() == 10).all() and np.isfinite(part[["x", "y"]]).all().all()
+    pd.testing.assert_frame_equal(frame, joint_embedding(files, settings))
+    assert not np.allclose(frame["x"], joint_embedding(files, LatentSettings(seed=6))["x"])
+    fig = plot_joint(frame, "umap")
+    fig.savefig(tmp_path / "joint.png")
+    assert (tmp_path / "joint.png").stat().st_size > 1000
+
+
+def test_joint_points_put_an_equivalent_model_on_top_of_the_original(tmp_path):
+    rng = np.random.default_rng(0)
+    patients = ["a", "a", "b", "b"]
+    features = {g: rng.normal(0, 1, (8, 6)) for g in ("mr2ct", "ct2mr")}
+    permuted = {g: 2.0 * f[:, ::-1] + 1.0 for g, f in features.items()}
+    files = {
+        "m1": write_features(tmp_path / "m1.npz", features, patients),
+        "m2": write_features(tmp_path / "m2.npz", permuted, patients),
+    }
+    points, labels = joint_points(files, "mr2ct")
+    assert points.shape == (16, 8) and list(labels["model"].unique()) == ["m1", "m2"]
+    np.testing.assert_allclose(points[:8], points[8:], atol=1e-12)
+    files["m3"] = write_features(tmp_path / "m3.npz", features, ["a", "b", "a", "b"])
+    with pytest.raises(ValueError, match="same test images"):
+        joint_points(files, "mr2ct")

@@ -34,6 +34,8 @@ from mrct.evaluation.latent import GENERATORS, MODALITIES, LatentSettings, tsne_
 
 log = logging.getLogger(__name__)
 
+#: How the figures name the embedding methods.
+METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
 #: Columns that label each row of a features file (one row per test image and modality).
 LABEL_KEYS = ("modality", "patient", "slice")
 
@@ -113,7 +115,8 @@ def plot_joint(frame: pd.DataFrame, method: str):
     import seaborn as sns
 
     models = list(dict.fromkeys(frame["model"]))
-    palette = sns.color_palette("tab20" if len(models) <= 20 else "husl", len(models))
+    # tab10 keeps up to 10 models apart; tab20 (paired hues) up to 20, e.g. the 18 zoo models and scratch.
+    palette = sns.color_palette("tab10" if len(models) <= 10 else "tab20" if len(models) <= 20 else "husl", len(models))
     fig, axes = plt.subplots(1, len(GENERATORS), figsize=(6.0 * len(GENERATORS), 5.2), squeeze=False)
     for i, (ax, generator) in enumerate(zip(axes[0], GENERATORS, strict=True)):
         part = frame[(frame["generator"] == generator) & (frame["method"] == method)]
@@ -121,7 +124,7 @@ def plot_joint(frame: pd.DataFrame, method: str):
             data=part, x="x", y="y", hue="model", hue_order=models, style="modality", style_order=list(MODALITIES),
             palette=palette, ax=ax, s=14, linewidth=0, legend=i == len(GENERATORS) - 1,
         )
-        ax.set_title(f"All models: G_{generator} ({method.upper()} of distance profiles)", fontsize=9)
+        ax.set_title(f"All models: G_{generator} ({METHOD_NAMES.get(method, method)} of distance profiles)", fontsize=9)
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.set_xticks([])

@@ -16,6 +16,7 @@ from mrct.evaluation.latent import (
     extract_features,
     feature_names,
     modality_labels,
+    patient_folds,
     plot_embeddings,
     save_latent,
     separability,
@@ -134,6 +135,9 @@ def test_patient_grouped_folds_do_not_reward_duplicated_slices():
     print(f"k-NN accuracy: slice-level folds {slice_level['knn_accuracy']:.3f}, patient folds {grouped['knn_accuracy']:.3f}")
     assert slice_level["knn_accuracy"] == 1.0
     assert grouped["knn_accuracy"] < 0.75 and grouped["cv_groups"] == 10 and grouped["cv_folds"] == 5
+    splits = patient_folds(labels, patients, seed=0)
+    assert sorted(np.concatenate([test for _, test in splits])) == list(range(len(labels)))  # every row tested once
+    assert all(not set(patients[train]) & set(patients[test]) for train, test in splits)
 
 
 def test_fewer_patients_than_folds():

@@ -18,6 +18,7 @@ from mrct.evaluation.latent import (
     modality_labels,
     patient_folds,
     plot_embeddings,
+    pooled_bottleneck,
     save_latent,
     separability,
 )
@@ -94,6 +95,15 @@ def test_randomising_the_residual_blocks_changes_the_latent_vectors():
     old_change = relative_change(before[:, :32], after[:, :32])
     print(f"relative change of the global average alone: {old_change:.2e}")
     assert old_change < 1e-4
+
+
+def test_the_global_average_of_the_bottleneck_is_the_encoders():
+    gen = ResnetGenerator(ngf=4, n_blocks=3).eval()
+    images = random_slices(4)
+    x = torch.from_numpy(images).float()[:, None].div(127.5).sub(1).expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        encoder_mean = gen.model[:10](x).mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(pooled_bottleneck(gen, images, 2, "cpu"), encoder_mean, atol=1e-5)
 
 
 def test_perplexity_is_clamped_below_the_sample_count():

@@ -79,6 +79,17 @@ def bottleneck_statistics(generator: torch.nn.Module, images: np.ndarray, batch_
     return np.concatenate(out).astype(np.float64)
 
 
+def pooled_bottleneck(generator: torch.nn.Module, images: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+    """Global average of the bottleneck per channel, ``[N, C]``: the means of :func:`bottleneck_statistics`.
+
+    Equal to the global average of the encoder output (the residual blocks add zero-mean
+    branches), so it is an encoder feature; ``mrct.evaluation.fid`` uses it as one. The latent
+    analysis uses :func:`bottleneck_statistics`.
+    """
+    statistics = bottleneck_statistics(generator, images, batch_size, device)
+    return statistics[:, : statistics.shape[1] // 2]
+
+
 def feature_names(n_channels: int) -> np.ndarray:
     """Column names of :func:`bottleneck_statistics`: ``mean_0 .. mean_{C-1}, std_0 .. std_{C-1}``."""
     return np.array([f"{stat}_{c}" for stat in ("mean", "std") for c in range(n_channels)])

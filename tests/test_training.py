@@ -22,6 +22,8 @@ from mrct.training.step import train_step
 
 TINY = dict(model="skimage_photos", seed=3, ngf=4, n_blocks=1, ndf=4, d_layers=2, n_epochs=1, n_epochs_decay=1,
             batch_size=2, pool_size=4, device="cpu")
+#: A checkpoint interval that is due after every step.
+EVERY_STEP = 1e-9
 
 
 @pytest.fixture
@@ -58,7 +60,10 @@ def test_settings_from_config_zoo_uses_zoo_architecture_and_registry_lambda():
 
 def test_fingerprint_changes_with_results_relevant_settings_only():
     base = TrainSettings(**TINY)
-    assert base.fingerprint(data="a") == dataclasses.replace(base, checkpoint_every=5).fingerprint(data="a")
+    for free in ({"checkpoint_minutes": 0.5}, {"device": "cuda:1"}):
+        assert base.fingerprint(data="a") == dataclasses.replace(base, **free).fingerprint(data="a")
+    for changing in ({"autocast": "bf16"}, {"compile": True}, {"tf32": False}, {"channels_last": False}):
+        assert base.fingerprint(data="a") != dataclasses.replace(base, **changing).fingerprint(data="a")
     assert base.fingerprint(data="a") != dataclasses.replace(base, lr=1e-3).fingerprint(data="a")
     assert base.fingerprint(data="a") != base.fingerprint(data="b")
 
@@ -156,7 +161,7 @@ class Killed(Exception):
 
 def test_resume_after_kill_equals_uninterrupted_run(tiny):
     root, manifest, pretrained = tiny
-    s = TrainSettings(**TINY)
+    s = TrainSettings(**TINY, checkpoint_minutes=EVERY_STEP)
     straight = train_model(s, manifest, pretrained, root / "straight", root / "straight/resume/ckpt.pt", root=root)
     assert list(straight["epoch"]) == [1, 2]
     assert {"loss_G_mr2ct", "loss_cycle_ct", "loss_D_mr", "lr", "seconds"} <= set(straight.columns)
@@ -187,7 +192,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tiny):
 
 def test_checkpoint_of_other_settings_is_discarded(tiny, caplog):
     root, manifest, pretrained = tiny
-    s = TrainSettings(**TINY)
+    s = TrainSettings(**TINY, checkpoint_minutes=EVERY_STEP)
     ckpt = root / "run/resume/ckpt.pt"
 
     def stop(epoch):

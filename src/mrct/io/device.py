@@ -38,7 +38,8 @@ def lock_dir() -> Path:
 
 def _try_lock(path: Path) -> int | None:
     """An open, exclusively flock-ed descriptor of ``path``, or None when another process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    # Read-only is enough for flock, so a lock file another user created (mode 0644) still works.
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -57,14 +58,21 @@ def claim_gpu(count: int, directory: str | Path | None = None) -> torch.device:
     if _held is not None:
         return _held[1]
     directory = Path(directory) if directory is not None else lock_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    for slot in range(MAX_SLOTS_PER_GPU):
-        for index in range(count):
-            fd = _try_lock(directory / f"gpu{index}.slot{slot}.lock")
-            if fd is not None:
-                _held = (fd, torch.device("cuda", index))
-                log.info("GPU %d of %d, slot %d (lock in %s)", index, count, slot, directory)
-                return _held[1]
+    try:
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o1777)  # shared by every user of the machine, like /tmp itself
+        for slot in range(MAX_SLOTS_PER_GPU):
+            for index in range(count):
+                fd = _try_lock(directory / f"gpu{index}.slot{slot}.lock")
+                if fd is not None:
+                    _held = (fd, torch.device("cuda", index))
+                    log.info("GPU %d of %d, slot %d (lock in %s)", index, count, slot, directory)
+                    return _held[1]
+    except OSError as error:
+        log.warning("GPU lock directory %s unusable (%s); using cuda:0 unlocked (set %s)", directory, error,
+                    LOCK_DIR_ENV)
+        return torch.device("cuda", 0)
     log.warning("more than %d jobs per GPU hold locks in %s; using cuda:0 unlocked", MAX_SLOTS_PER_GPU, directory)
     return torch.device("cuda", 0)
 

@@ -90,16 +90,16 @@ def get_train_settings(wildcards):
     """The training settings of one model as a dict: a param, so any change reruns training.
 
     Built by the same function the training script uses; zoo models do not depend on the
-    `network` section. checkpoint_every and device are left out: they do not change the result
-    (the script reads them with mrct.io.joblog.untracked_setting).
+    `network` section. The result-free settings (checkpoint_minutes, device) are left out: a
+    change of either must neither rerun training nor discard its checkpoint (the script reads
+    them with mrct.io.joblog.untracked_setting).
     """
     import dataclasses
 
-    from mrct.training.settings import settings_from_config
+    from mrct.training.settings import RESULT_FREE, settings_from_config
 
     settings = dataclasses.asdict(settings_from_config(config, wildcards.model))
-    unused = ("checkpoint_every", "device")
-    return {k: v for k, v in settings.items() if k not in unused}
+    return {k: v for k, v in settings.items() if k not in RESULT_FREE}
 
 
 def get_translation_source(wildcards):

@@ -58,7 +58,7 @@ rule pretrain_photos:
 
 # One (GPU) job per model, resumable: a checkpoint in results/models/{model}/resume/ (not an
 # output, so it survives a killed job) is picked up by the rerun when the settings are unchanged.
-# train.device and train.checkpoint_every are read through mrct.io.joblog.untracked_setting:
+# train.device and train.checkpoint_minutes are read through mrct.io.joblog.untracked_setting:
 # they do not change the result, so they are no params (a change must not retrain).
 rule train:
     input:

@@ -11,7 +11,7 @@ from mrct.evaluation.latent import LatentSettings, analyse, extract_features, pl
 from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.models.trained import load_trained_generator  # noqa: E402
 from mrct.slices.manifest import read_manifest  # noqa: E402
-from mrct.training.loop import resolve_device  # noqa: E402
+from mrct.io.device import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 model = snakemake.wildcards.model  # noqa: F821

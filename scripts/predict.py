@@ -10,7 +10,7 @@ import torch  # noqa: E402
 
 from mrct.inference.predict import predict_test_split  # noqa: E402
 from mrct.slices.manifest import read_manifest  # noqa: E402
-from mrct.training.loop import resolve_device  # noqa: E402
+from mrct.io.device import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 predict_test_split(

@@ -9,14 +9,15 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from mrct.training.loop import train_model  # noqa: E402
-from mrct.training.settings import TrainSettings  # noqa: E402
+from mrct.training.settings import RESULT_FREE, TrainSettings  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 settings = TrainSettings(
     **snakemake.params.settings,  # noqa: F821
-    checkpoint_every=untracked_setting(snakemake, "train", "checkpoint_every"),  # noqa: F821
-    device=untracked_setting(snakemake, "train", "device"),  # noqa: F821
+    **{key: untracked_setting(snakemake, "train", key) for key in RESULT_FREE},  # noqa: F821
 )
+# On SIGTERM/SIGUSR1 this raises TrainingInterrupted (a SystemExit, status 128 + signal) after
+# saving a checkpoint: the job fails, and Snakemake's retry or a rerun resumes.
 train_model(
     settings,
     manifest=snakemake.input.manifest,  # noqa: F821

@@ -9,7 +9,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from mrct.inference.translate import translate_volume  # noqa: E402
-from mrct.training.loop import resolve_device  # noqa: E402
+from mrct.io.device import resolve_device  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 translate_volume(

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -15,6 +20,8 @@ from mrct.models.trained import load_trained_generator
 from mrct.slices.manifest import read_manifest
 from mrct.training.build import build_networks
 from mrct.training.data import epoch_batches, load_split
+from mrct.training.checkpoint import CheckpointClock
+from mrct.training.hardware import autocast_dtype, backend_flags, memory_format, place
 from mrct.training.loop import lr_factor, make_optimisers, train_model
 from mrct.training.pool import ImagePool
 from mrct.training.settings import TrainSettings, settings_from_config
@@ -22,6 +29,8 @@ from mrct.training.step import train_step
 
 TINY = dict(model="skimage_photos", seed=3, ngf=4, n_blocks=1, ndf=4, d_layers=2, n_epochs=1, n_epochs_decay=1,
             batch_size=2, pool_size=4, device="cpu")
+#: A checkpoint interval that is due after every step.
+EVERY_STEP = 1e-9
 
 
 @pytest.fixture
@@ -58,7 +67,10 @@ def test_settings_from_config_zoo_uses_zoo_architecture_and_registry_lambda():
 
 def test_fingerprint_changes_with_results_relevant_settings_only():
     base = TrainSettings(**TINY)
-    assert base.fingerprint(data="a") == dataclasses.replace(base, checkpoint_every=5).fingerprint(data="a")
+    for free in ({"checkpoint_minutes": 0.5}, {"device": "cuda:1"}):
+        assert base.fingerprint(data="a") == dataclasses.replace(base, **free).fingerprint(data="a")
+    for changing in ({"autocast": "bf16"}, {"compile": True}, {"tf32": False}, {"channels_last": False}):
+        assert base.fingerprint(data="a") != dataclasses.replace(base, **changing).fingerprint(data="a")
     assert base.fingerprint(data="a") != dataclasses.replace(base, lr=1e-3).fingerprint(data="a")
     assert base.fingerprint(data="a") != base.fingerprint(data="b")
 
@@ -156,7 +168,7 @@ class Killed(Exception):
 
 def test_resume_after_kill_equals_uninterrupted_run(tiny):
     root, manifest, pretrained = tiny
-    s = TrainSettings(**TINY)
+    s = TrainSettings(**TINY, checkpoint_minutes=EVERY_STEP)
     straight = train_model(s, manifest, pretrained, root / "straight", root / "straight/resume/ckpt.pt", root=root)
     assert list(straight["epoch"]) == [1, 2]
     assert {"loss_G_mr2ct", "loss_cycle_ct", "loss_D_mr", "lr", "seconds"} <= set(straight.columns)
@@ -187,7 +199,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tiny):
 
 def test_checkpoint_of_other_settings_is_discarded(tiny, caplog):
     root, manifest, pretrained = tiny
-    s = TrainSettings(**TINY)
+    s = TrainSettings(**TINY, checkpoint_minutes=EVERY_STEP)
     ckpt = root / "run/resume/ckpt.pt"
 
     def stop(epoch):
@@ -243,3 +255,147 @@ def test_photo_pretraining_is_deterministic_labelled_and_loads_as_a_start(tmp_pa
     assert not torch.equal(start.model[1].weight, a["state_dict"]["model.1.weight"])  # it trained
     net = load_pretrained_generator(tmp_path / "a.pth", {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_blocks": 1})
     assert torch.equal(net.model[1].weight, a["state_dict"]["model.1.weight"])
+
+
+# A training job as the train rule runs it: its own process, one thread. With a marker path it
+# writes the marker after batch 1 of epoch 1 and waits there until the test removes the marker
+# (after sending SIGTERM), so the signal arrives mid-epoch at a known place.
+TRAIN_JOB = """
+import json, sys, time
+from pathlib import Path
+import torch
+from mrct.training.loop import train_model
+from mrct.training.settings import TrainSettings
+settings, manifest, pretrained, out, root, marker = json.loads(sys.argv[1])
+torch.set_num_threads(1)
+def on_step_end(epoch, step):
+    if marker and (epoch, step) == (0, 1):
+        Path(marker).write_text("waiting")
+        deadline = time.monotonic() + 120
+        while Path(marker).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+train_model(TrainSettings(**settings), manifest, pretrained, out, Path(out) / "resume/ckpt.pt", root=root,
+            on_step_end=on_step_end)
+"""
+
+
+def _train_job(s, manifest, pretrained, out, root, marker=None):
+    args = json.dumps([dataclasses.asdict(s), str(manifest), str(pretrained), str(out), str(root),
+                       str(marker) if marker else ""])
+    return subprocess.Popen([sys.executable, "-c", TRAIN_JOB, args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigterm_mid_epoch_saves_exits_nonzero_and_the_rerun_matches_an_uninterrupted_run(tiny):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**TINY)  # the default 10-minute interval: only the signal saves here
+    straight = _train_job(s, manifest, pretrained, root / "straight", root)
+
+    marker = root / "marker"
+    job = _train_job(s, manifest, pretrained, root / "stopped", root, marker)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.exists(), job.communicate()[0]
+    job.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    marker.unlink()
+    output = job.communicate(timeout=120)[0]
+    assert job.returncode == 128 + signal.SIGTERM, output
+    ckpt = torch.load(root / "stopped/resume/ckpt.pt", weights_only=True)
+    progress = ckpt["progress"]
+    assert (progress["epoch"], progress["step"], progress["rows"]) == (0, 1, [])  # inside epoch 1 of 2
+    assert progress["loss_sums"].shape == (len(progress["loss_names"]),)
+    assert not (root / "stopped/G_mr2ct.pth").exists()
+
+    rerun = _train_job(s, manifest, pretrained, root / "stopped", root)
+    assert rerun.wait(timeout=300) == 0, rerun.communicate()[0]
+    assert straight.wait(timeout=300) == 0, straight.communicate()[0]
+    assert not (root / "stopped/resume/ckpt.pt").exists()
+    for direction in ("mr2ct", "ct2mr"):
+        a = _weights(root / f"straight/G_{direction}.pth")
+        b = _weights(root / f"stopped/G_{direction}.pth")
+        assert all(torch.equal(a[k], b[k]) for k in a), direction
+    # The epoch that was cut in two reports the same mean losses (partial sums were saved).
+    logs = [pd.read_csv(root / f"{run}/train_log.csv").drop(columns="seconds") for run in ("straight", "stopped")]
+    pd.testing.assert_frame_equal(*logs)
+
+
+def test_checkpoint_clock_and_frozen_layers_left_out(tiny):
+    now = [0.0]
+    clock = CheckpointClock(2.0, clock=lambda: now[0])
+    now[0] = 119.0
+    assert not clock.due()
+    now[0] = 120.0
+    assert clock.due()
+    clock.reset()
+    assert not clock.due()
+    # Adapters: the frozen pretrained layers are not in the checkpoint, and a resume rebuilds them.
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**{**TINY, "strategy": "adapters", "adapter_units": 8}, checkpoint_minutes=EVERY_STEP)
+
+    def stop(epoch):
+        raise Killed
+
+    with pytest.raises(Killed):
+        train_model(s, manifest, pretrained, root / "ad", root / "ad/ckpt.pt", root=root, on_epoch_end=stop)
+    saved = torch.load(root / "ad/ckpt.pt", weights_only=True)["nets"]["g_mr2ct"]
+    assert saved and all(k.startswith("adapter.") for k in saved)
+    train_model(s, manifest, pretrained, root / "ad", root / "ad/ckpt.pt", root=root)
+    start = torch.load(pretrained, weights_only=True)["state_dict"]
+    net = load_trained_generator(root / "ad/G_mr2ct.pth")
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in start.items())
+
+
+def test_autocast_choice_and_cuda_layout_flags_without_a_gpu():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("none", cuda) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        autocast_dtype("fp16", cpu)
+    s = TrainSettings(**TINY)
+    assert memory_format(s, cpu) == torch.contiguous_format  # the bit-exact CPU path
+    assert memory_format(s, cuda) == torch.channels_last
+    assert memory_format(dataclasses.replace(s, channels_last=False), cuda) == torch.contiguous_format
+    before = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.benchmark)
+    with backend_flags(s, cuda):
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32" and torch.backends.cudnn.benchmark
+        assert not torch.are_deterministic_algorithms_enabled()
+    with backend_flags(dataclasses.replace(s, tf32=False), cuda):
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    with backend_flags(s, cpu):
+        assert torch.are_deterministic_algorithms_enabled()
+    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.benchmark) == before
+
+
+def _two_steps(tiny, **changes):
+    root, manifest, pretrained = tiny
+    s = TrainSettings(**{**TINY, **changes})
+    cpu = torch.device("cpu")
+    nets = build_networks(s, pretrained)
+    for _, net in nets.items():
+        place(net, s, cpu)
+    opt = make_optimisers(nets, s, cpu)
+    pools = (ImagePool(2, 0), ImagePool(2, 1))
+    batches = list(epoch_batches(load_split(read_manifest(manifest), "train", root), 0, 0, 2, False, 1.0, False))
+    return [train_step(nets, opt, pools, mr, ct, s, cpu) for mr, ct in batches[:2]]
+
+
+def test_bf16_autocast_step_runs_on_cpu_with_finite_losses_close_to_fp32(tiny):
+    fp32 = _two_steps(tiny)
+    bf16 = _two_steps(tiny, autocast="bf16")
+    for a, b in zip(fp32, bf16, strict=True):
+        assert a.keys() == b.keys()
+        assert all(v.device.type == "cpu" and v.dim() == 0 for v in b.values())  # tensors: no host read
+        assert all(torch.isfinite(v) for v in b.values())
+        assert all(torch.allclose(a[k], b[k], rtol=0.05, atol=1e-3) for k in a)
+    assert any(not torch.equal(fp32[0][k], bf16[0][k]) for k in fp32[0])  # bf16 did run
+
+
+@pytest.mark.slow  # the first compilation takes 1-2 minutes on a 2-core machine (later: cached)
+def test_compiled_networks_train_like_eager_ones(tiny):
+    eager = _two_steps(tiny)
+    compiled = _two_steps(tiny, compile=True)
+    for a, b in zip(eager, compiled, strict=True):
+        assert all(torch.isfinite(v) for v in b.values())
+        assert all(torch.allclose(a[k], b[k], rtol=1e-3, atol=1e-5) for k in a), (a, b)

@@ -36,7 +36,7 @@ TINY: dict[str, Any] = {
     "models": ["scratch"],
     "network": {"ngf": 4, "ndf": 4, "n_blocks": 1},
     "pretrain_photos": {"iterations": 2, "crop_size": 32, "batch_size": 2},
-    "train": {"n_epochs": 1, "n_epochs_decay": 0, "batch_size": 2, "checkpoint_every": 1},
+    "train": {"n_epochs": 1, "n_epochs_decay": 0, "batch_size": 2, "checkpoint_minutes": 10},
     "latent": {"max_slices": 4, "tsne_perplexity": 2.0, "umap_n_neighbors": 2, "knn_k": 1},
 }
 

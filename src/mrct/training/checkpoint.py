@@ -1,15 +1,25 @@
-"""Resumable training state: written atomically, accepted only for identical settings.
+"""Resumable training state: written atomically, on a wall-clock interval, accepted only for
+identical settings.
 
-The checkpoint holds the four networks, both optimisers and the gradient scaler, the two
-schedulers, the image pools (buffers and random generators), the python/numpy/torch random
-states, the number of finished epochs and the log rows so far. Data order needs no state: each
-epoch is seeded from (seed, epoch) (see mrct.training.data).
+The checkpoint holds what an exact resume needs and nothing more: the trainable parameters of
+the four networks (frozen ones are rebuilt from the pretrained file), both optimisers and the
+gradient scaler, the two schedulers, the image pools (buffers and random generators), the
+python/numpy/torch random states, the log rows of finished epochs, and the position inside the
+current epoch (batches done, the loss sums so far, seconds spent). Data order needs no state:
+each epoch is seeded from (seed, epoch) (see mrct.training.data), so a resumed epoch skips the
+batches already done and sees the rest exactly as an uninterrupted run would.
+
+A zoo-sized checkpoint is about 0.42 GB (4 networks, 2 Adam moments, 2 pools of 50 images);
+saving it every epoch wrote ~84 GB per study-scale model. Saving every ``checkpoint_minutes``
+of wall-clock time bounds the bytes by the run time instead of the epoch count.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +30,7 @@ from mrct.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "mrct-checkpoint-1"
+CHECKPOINT_FORMAT = "mrct-checkpoint-2"
 
 
 def rng_state() -> dict[str, Any]:
@@ -44,10 +54,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (plus the format tag) atomically: a kill leaves the previous checkpoint."""
+class CheckpointClock:
+    """Says when ``minutes`` of wall-clock time have passed since the last save (or the start)."""
+
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = minutes * 60.0
+        self.clock = clock
+        self.last = clock()
+
+    def due(self) -> bool:
+        return self.clock() - self.last >= self.interval
+
+    def reset(self) -> None:
+        self.last = self.clock()
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> int:
+    """Write ``state`` (plus the format tag) atomically; return its size in bytes.
+
+    A kill during the write leaves the previous checkpoint in place.
+    """
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+        size = Path(tmp).stat().st_size
+    return size
 
 
 def load_checkpoint(path: str | Path, fingerprint: str) -> dict[str, Any] | None:

@@ -70,12 +70,14 @@ def epoch_batches(
     paired: bool,
     load_factor: float,
     flip: bool,
+    skip: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (mr, ct) float batches [B, 3, S, S] in [-1, 1] for one epoch.
+    """Yield (mr, ct) float batches [B, 3, S, S] in [-1, 1] for one epoch, from batch ``skip`` on.
 
     Unpaired (default): MR and CT orders and augmentations are drawn independently, as in the
     reference's unaligned dataset. Paired: one order and one crop/flip per pair, so a paired L1
-    term compares corresponding anatomy.
+    term compares corresponding anatomy. The whole epoch's draws come first, so batch ``skip``
+    of a resumed epoch is the batch an uninterrupted epoch would have had there.
     """
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     n, size = len(data.names), data.size
@@ -89,7 +91,7 @@ def epoch_batches(
 
     mr_order, mr_crops, mr_flips = draw()
     ct_order, ct_crops, ct_flips = (mr_order, mr_crops, mr_flips) if paired else draw()
-    for start in range(0, n, batch_size):
+    for start in range(skip * batch_size, n, batch_size):
         sl = slice(start, start + batch_size)
         mr = _jitter(gray_to_unit(data.mr[mr_order[sl]]), load_size, mr_crops[sl], mr_flips[sl])
         ct = _jitter(gray_to_unit(data.ct[ct_order[sl]]), load_size, ct_crops[sl], ct_flips[sl])

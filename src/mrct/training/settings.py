@@ -18,7 +18,10 @@ from mrct.models.registry import is_zoo_model, model_info, starts_from_file, zoo
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("full", "freeze_encoder", "adapters")
-AUTOCAST = ("none", "bf16", "fp16")
+AUTOCAST = ("auto", "none", "bf16", "fp16")
+#: Settings that do not change the trained weights: out of the fingerprint and out of the train
+#: rule's params (rules/common.smk), so changing them neither discards a checkpoint nor reruns.
+RESULT_FREE = ("checkpoint_minutes", "device")
 #: The reference discriminator width; zoo models train with the reference networks throughout.
 ZOO_NDF = 64
 
@@ -46,10 +49,12 @@ class TrainSettings:
     pool_size: int = 50
     load_factor: float = 1.125
     flip: bool = True
-    checkpoint_every: int = 1
+    checkpoint_minutes: float = 10.0
     device: str = "auto"
-    autocast: str = "none"
-    channels_last: bool = False
+    autocast: str = "auto"
+    channels_last: bool = True
+    tf32: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -60,6 +65,8 @@ class TrainSettings:
             raise ValueError(
                 f"train: expected n_epochs + n_epochs_decay >= 1, got {self.n_epochs} + {self.n_epochs_decay}"
             )
+        if self.checkpoint_minutes <= 0:
+            raise ValueError(f"train.checkpoint_minutes: expected > 0, got {self.checkpoint_minutes}")
         if self.load_factor < 1:
             raise ValueError(f"train.load_factor: expected >= 1, got {self.load_factor}")
 
@@ -86,11 +93,11 @@ class TrainSettings:
     def fingerprint(self, **inputs: Any) -> str:
         """sha256 of every setting that changes the result, plus ``inputs`` (data, start weights).
 
-        ``checkpoint_every`` and ``device`` are left out: resuming with another checkpoint
-        interval, or on another machine, is legitimate.
+        The ``RESULT_FREE`` settings are left out: resuming with another checkpoint interval, or
+        on another machine, is legitimate.
         """
         values = dataclasses.asdict(self)
-        for key in ("checkpoint_every", "device"):
+        for key in RESULT_FREE:
             values.pop(key)
         text = json.dumps({"settings": values, "inputs": inputs}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()

@@ -7,7 +7,6 @@ identity losses L1, the identity weight ``lambda_identity * lambda_cycle`` as in
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mrct.training.build import CycleGANNets
+from mrct.training.hardware import autocast, autocast_dtype
 from mrct.training.pool import ImagePool
 from mrct.training.settings import TrainSettings
 
@@ -36,12 +36,6 @@ def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
     for net in nets:
         for p in net.parameters():
             p.requires_grad_(flag)
-
-
-def _autocast(device: torch.device, mode: str) -> contextlib.AbstractContextManager:
-    if mode == "none" or device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
 
 def generator_losses(
@@ -78,13 +72,19 @@ def train_step(
     real_ct: torch.Tensor,
     s: TrainSettings,
     device: torch.device,
-) -> dict[str, float]:
-    """Update G and F (discriminators fixed), then D_Y and D_X on pooled fakes; return losses."""
+) -> dict[str, torch.Tensor]:
+    """Update G and F (discriminators fixed), then D_Y and D_X on pooled fakes; return losses.
+
+    The losses come back as detached 0-d tensors on ``device``: reading them (``float``) would
+    make the host wait for the GPU every step, so the caller sums them on the device and reads
+    the sums once per epoch.
+    """
+    dtype = autocast_dtype(s.autocast, device)
     discs = nets.discriminators()
     trainable_d = {id(p): p.requires_grad for d in discs for p in d.parameters()}
     _set_requires_grad(discs, False)
     opt.generators.zero_grad(set_to_none=True)
-    with _autocast(device, s.autocast):
+    with autocast(device, dtype):
         g_losses, fake_ct, fake_mr = generator_losses(nets, real_mr, real_ct, s)
         loss_g = sum(g_losses.values())
     opt.scaler.scale(loss_g).backward()
@@ -95,7 +95,7 @@ def train_step(
             p.requires_grad_(trainable_d[id(p)])
     pool_ct, pool_mr = pools
     opt.discriminators.zero_grad(set_to_none=True)
-    with _autocast(device, s.autocast):
+    with autocast(device, dtype):
         d_losses = {
             "D_ct": discriminator_loss(nets.d_ct, real_ct, pool_ct.query(fake_ct)),
             "D_mr": discriminator_loss(nets.d_mr, real_mr, pool_mr.query(fake_mr)),
@@ -103,4 +103,4 @@ def train_step(
     opt.scaler.scale(d_losses["D_ct"] + d_losses["D_mr"]).backward()
     opt.scaler.step(opt.discriminators)
     opt.scaler.update()
-    return {k: float(v.detach()) for k, v in {**g_losses, **d_losses}.items()}
+    return {k: v.detach() for k, v in {**g_losses, **d_losses}.items()}

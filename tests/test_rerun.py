@@ -36,8 +36,8 @@ PREPROCESSING = {
     "bias_correct", "register", "extract_slices", "split",
 }
 UPSTREAM_OF_TRAIN = PREPROCESSING | {"download_pretrained", "pretrain_photos"}
-DOWNSTREAM_OF_TRAIN = {"predict", "evaluate", "tables", "latent", "latent_summary", "figures",
-                       "report", "translate_volume"}
+DOWNSTREAM_OF_TRAIN = {"predict", "evaluate", "tables", "latent", "latent_summary", "latent_joint",
+                       "fid", "figures", "report", "translate_volume"}
 MODEL_FILE = "results/models/scratch/G_mr2ct.pth"
 
 

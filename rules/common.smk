@@ -71,6 +71,12 @@ def get_registration_qa(wildcards):
     return expand(rules.register.output.qa, patient=get_patients())
 
 
+def get_registration_qa_records(wildcards):
+    return expand(
+        "results/preprocessed/{patient}/registration_qa.json", patient=get_patients()
+    )
+
+
 def get_pretrained(wildcards):
     """The starting weights of a model: a file, unless the registry says it starts at random."""
     if not starts_from_file(wildcards.model):

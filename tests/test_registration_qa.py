@@ -269,6 +269,6 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     kept = build_manifest(tables, 0.7, CONFIG["seed"], excluded_patients(table, keep_flagged=True))
     assert "mixup" in set(kept["patient"])
     page = registration_qa_section(table, manifest) + excluded_section(table, manifest)
-    assert "mixup</b> (left out): " + html.escape(row["reason"]) in page
+    assert "mixup</b>, left out: " + html.escape(row["reason"]) in page
     assert "Left out of training and evaluation (registration flagged)" in page
-    assert "kept (keep_flagged)" in registration_qa_section(table, kept)
+    assert "mixup</b>, kept (keep_flagged is true)" in registration_qa_section(table, kept)

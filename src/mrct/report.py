@@ -190,14 +190,14 @@ def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
     """
     in_manifest = set(manifest["patient"].astype(str))
     flagged = table[table["flagged"]]
-    status = {p: ("left out" if p not in in_manifest else "kept (keep_flagged)") for p in flagged["patient"].astype(str)}
+    status = {p: ("left out" if p not in in_manifest else "kept (keep_flagged is true)") for p in flagged["patient"].astype(str)}
     shown = table.assign(status=table["patient"].astype(str).map(status).fillna("ok"))
     shown = shown.sort_values(["flagged", "patient"], ascending=[False, True])
     if len(flagged):
-        items = "".join(f"<li><b>{html.escape(str(p))}</b> ({html.escape(status[str(p)])}): {html.escape(str(r))}</li>"
+        items = "".join(f"<li><b>{html.escape(str(p))}</b>, {html.escape(status[str(p)])}: {html.escape(str(r))}</li>"
                         for p, r in zip(flagged["patient"], flagged["reason"], strict=True))
-        head = (f'<p class="flagged">{len(flagged)} of {len(table)} patients failed registration QA; check the '
-                f"pairing of their MR and CT:</p><ul>{items}</ul>")
+        head = (f'<p class="flagged">{len(flagged)} of {len(table)} patients failed registration QA (a mixed-up pair '
+                f"or a failed registration: check their QA figures below):</p><ul>{items}</ul>")
     else:
         head = f"<p>All {len(table)} patients passed registration QA.</p>"
     return (head + frame_to_html(shown[["patient", "dice_head", "nmi", "head_in_fov", "status", "reason"]])

@@ -161,7 +161,8 @@ def collect_registration_qa(paths: Iterable[str | Path], min_dice: float, min_nm
         rows.append({**{k: record[k] for k in QA_COLUMNS[:4]}, "flagged": bool(reason), "reason": reason})
     table = pd.DataFrame(rows, columns=QA_COLUMNS).sort_values("patient").reset_index(drop=True)
     for row in table[table["flagged"]].itertuples():
-        log.warning("%s: registration flagged (%s): check the pairing of its MR and CT", row.patient, row.reason)
+        log.warning("%s: registration flagged (%s): check its QA figure for a mixed-up pair or a failed registration",
+                    row.patient, row.reason)
     return table
 
 

@@ -15,6 +15,7 @@ from scipy.stats import entropy
 from sklearn.metrics import mutual_info_score
 
 from mrct.config import load_config
+from mrct.preprocess.register import _slab_offsets
 from mrct.preprocess.registration_qa import (
     collect_registration_qa,
     dice,
@@ -272,3 +273,11 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     assert "mixup</b>, left out: " + html.escape(row["reason"]) in page
     assert "Left out of training and evaluation (registration flagged)" in page
     assert "mixup</b>, kept (keep_flagged is true)" in registration_qa_section(table, kept)
+
+
+def test_a_slab_mr_gets_its_start_searched_head_to_foot_and_a_whole_head_does_not():
+    ct_mask = _image(_box((50, 20, 20), (0, 2, 2), (50, 18, 18)).astype(np.uint8))  # 100 mm of head
+    slab = _image(_box((15, 20, 20), (0, 2, 2), (15, 18, 18)).astype(np.uint8))  # 30 mm of it
+    assert _slab_offsets(ct_mask, ct_mask) == [0.0]
+    # The slab's place is unknown within (100 - 30) / 2 = 35 mm either side of the centres.
+    assert _slab_offsets(ct_mask, slab) == [float(v) for v in range(-35, 40, 5)]

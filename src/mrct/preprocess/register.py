@@ -47,10 +47,12 @@ def _slab_offsets(ct_mask: sitk.Image, mr_mask: sitk.Image, step_mm: float = SLA
     """Head-to-foot shifts of the start to try when the MR shows a slab of the head (0 otherwise).
 
     Centres of mass align a whole head with a whole head. An MR with a small field of view
-    covers a slab whose centre is not the CT head's: its true place lies anywhere within half
-    the difference of the two extents, and from a start 10-20 mm off the optimiser settles in
-    a wrong local optimum (measured on demo slabs: 5-11 mm errors). So when the MR's head is
-    more than ``SLAB_MARGIN_MM`` shorter than the CT's, the starts along that range are scored.
+    covers a slab whose centre is not the CT head's (35 mm away for a 30 % slab of a demo
+    head): its true place lies anywhere within half the difference of the two extents. So when
+    the MR's head is more than ``SLAB_MARGIN_MM`` shorter than the CT's, the starts along that
+    range are scored. Measured on three demo slabs (300 iterations): errors 0.22-0.64 mm from
+    the searched start, 0.37-0.76 mm from the centres of mass. With 60 iterations neither
+    converges (1-13 mm): a slab constrains the tilt weakly and the optimiser crawls.
     """
     free = (_extent_mm(ct_mask) - _extent_mm(mr_mask)) / 2
     if free <= SLAB_MARGIN_MM:

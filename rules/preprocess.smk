@@ -90,8 +90,9 @@ rule registration_qa:
 
 
 # One table of every patient's figures, flagged against the bounds (tuning a bound reruns
-# only this and what reads it).
-rule registration_qa_table:
+# only this and what reads it). A checkpoint, so that input functions which must name the
+# test patients when the DAG is built can leave out the flagged ones (get_excluded_patients).
+checkpoint registration_qa_table:
     input:
         records=get_registration_qa_records,
     output:

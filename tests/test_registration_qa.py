@@ -20,6 +20,7 @@ from mrct.preprocess.registration_qa import (
     collect_registration_qa,
     dice,
     excluded_patients,
+    flag_reason,
     normalised_mutual_information,
     quantile_bins,
     read_registration_qa,
@@ -126,6 +127,12 @@ def test_partial_field_of_view_is_judged_on_what_it_shows():
                                    ct_mask, mr_mask, shifted)
     assert metrics["dice_head"] == pytest.approx(2 * 16 * 20 / (2 * 400))
     assert metrics["nmi"] < 1.5
+    # An MR that sees no part of the CT's head: no NMI, and flagged whatever the bounds.
+    away = sitk.TranslationTransform(3, (0.0, 0.0, 200.0))
+    metrics = registration_metrics(ct_image, sitk.Resample(mr_slab, ct_image, away, sitk.sitkLinear, 0.0),
+                                   ct_mask, mr_mask, away)
+    assert math.isnan(metrics["nmi"]) and metrics["head_in_fov"] == 0
+    assert "NMI nan" in flag_reason({**metrics, "dice_head": 1.0}, 0.5, 1.05)
 
 
 def _record(tmp_path, patient, dice_head, nmi):

@@ -115,14 +115,12 @@ def registration_metrics(ct: sitk.Image, mr_on_ct: sitk.Image, ct_mask: sitk.Ima
     ct_head = sitk.GetArrayFromImage(ct_mask) > 0
     mr_head = sitk.GetArrayFromImage(move_mask(mr_mask, ct, transform)) > 0
     region = ct_head & fov
-    if region.sum() < NMI_BINS:
-        # The MR does not see the CT's head at all: nothing was registered.
-        return {"dice_head": 0.0, "nmi": 1.0, "head_in_fov": float(region.sum() / max(ct_head.sum(), 1))}
-    return {
-        "dice_head": dice(ct_head, mr_head, within=fov),
-        "nmi": normalised_mutual_information(sitk.GetArrayFromImage(ct), sitk.GetArrayFromImage(mr_on_ct), region),
-        "head_in_fov": float(region.sum() / ct_head.sum()),
-    }
+    # Too few voxels of the CT's head in the MR's view for a joint histogram: no NMI (NaN,
+    # which fails any bound), as the MR does not show the CT's head.
+    nmi = float("nan") if region.sum() < NMI_BINS else normalised_mutual_information(
+        sitk.GetArrayFromImage(ct), sitk.GetArrayFromImage(mr_on_ct), region)
+    return {"dice_head": dice(ct_head, mr_head, within=fov), "nmi": nmi,
+            "head_in_fov": float(region.sum() / max(int(ct_head.sum()), 1))}
 
 
 def registration_qa_files(ct_path: str, mr_path: str, ct_mask_path: str, mr_mask_path: str, transform_path: str,

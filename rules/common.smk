@@ -71,6 +71,29 @@ def get_registration_qa(wildcards):
     return expand(rules.register.output.qa, patient=get_patients())
 
 
+def get_registration_qa_records(wildcards):
+    return expand(
+        "results/preprocessed/{patient}/registration_qa.json", patient=get_patients()
+    )
+
+
+def get_excluded_patients():
+    """Patients that rule split leaves out (registration flagged, keep_flagged false).
+
+    For input functions that name test patients while the DAG is built: the split is drawn
+    over all patients (slices.split.assign_split), then these have no rows in the manifest.
+    Reading the checkpoint's table defers those jobs until registration QA has run.
+    """
+    from mrct.preprocess.registration_qa import (
+        excluded_patients,
+        read_registration_qa,
+    )
+
+    table = checkpoints.registration_qa_table.get().output.table
+    keep = config["preprocess"]["registration_qa"]["keep_flagged"]
+    return set(excluded_patients(read_registration_qa(table), keep))
+
+
 def get_pretrained(wildcards):
     """The starting weights of a model: a file, unless the registry says it starts at random."""
     if not starts_from_file(wildcards.model):

@@ -65,3 +65,50 @@ rule register:
         seed=config["seed"],
     script:
         "../scripts/register.py"
+
+
+# Registration quality in numbers (head-mask Dice and normalised MI in the MR's field of view),
+# computed from what register wrote, so it never reruns the registration.
+rule registration_qa:
+    input:
+        ct=rules.register.output.ct,
+        mr=rules.register.output.mr,
+        ct_mask=rules.register.output.mask,
+        mr_mask=rules.bias_correct.output.mask,
+        transform=rules.register.output.transform,
+    output:
+        json="results/preprocessed/{patient}/registration_qa.json",
+    log:
+        "logs/registration_qa/{patient}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/registration_qa.py"
+
+
+# One table of every patient's figures, flagged against the bounds (tuning a bound reruns
+# only this and what reads it). A checkpoint, so that input functions which must name the
+# test patients when the DAG is built can leave out the flagged ones (get_excluded_patients).
+checkpoint registration_qa_table:
+    input:
+        records=get_registration_qa_records,
+    output:
+        table=report(
+            "results/preprocessed/registration_qa.csv",
+            caption="../report/registration_qa_table.rst",
+            category="Preprocessing QA",
+            subcategory="Registration",
+        ),
+    log:
+        "logs/registration_qa/table.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    params:
+        min_dice=config["preprocess"]["registration_qa"]["min_dice"],
+        min_nmi=config["preprocess"]["registration_qa"]["min_nmi"],
+    script:
+        "../scripts/registration_qa_table.py"

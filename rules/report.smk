@@ -58,6 +58,7 @@ rule report:
         ct2mr=rules.tables.output.ct2mr_csv,
         significance=rules.tables.output.significance_csv,
         qa=get_registration_qa,
+        registration_qa=rules.registration_qa_table.output.table,
         figures=rules.figures.output,
         latent_grid=rules.latent_summary.output.grid,
         latent_joint=[

@@ -26,6 +26,7 @@ rule extract_slices:
 rule split:
     input:
         tables=get_slice_tables,
+        registration_qa=rules.registration_qa_table.output.table,
     output:
         manifest=report(
             "results/slices/manifest.csv",
@@ -40,5 +41,6 @@ rule split:
     params:
         train_fraction=config["split"]["train_fraction"],
         seed=config["seed"],
+        keep_flagged=config["preprocess"]["registration_qa"]["keep_flagged"],
     script:
         "../scripts/split.py"

@@ -14,6 +14,7 @@ report_inputs = ReportInputs(
     metric_tables={"MR → CT": Path(inputs.mr2ct), "CT → MR": Path(inputs.ct2mr)},
     significance=Path(inputs.significance),
     qa_images=[Path(p) for p in inputs.qa],
+    registration_qa=Path(inputs.registration_qa),
     figures=[Path(p) for p in inputs.figures],
     latent_grid=Path(inputs.latent_grid),
     latent_plots=[Path(p) for p in inputs.latent_plots],

@@ -21,8 +21,15 @@ import pandas as pd
 import yaml
 
 from mrct.evaluation.significance import unit_summary
-from mrct.evaluation.tables import GROUP_TITLES, format_value, higher_is_better, metric_groups, short_label
+from mrct.evaluation.tables import (
+    GROUP_TITLES,
+    format_value,
+    higher_is_better,
+    metric_groups,
+    short_label,
+)
 from mrct.io.atomic import write_text_atomic
+from mrct.preprocess.registration_qa import read_registration_qa
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,7 @@ PACKAGES = ["mrct", "torch", "numpy", "scipy", "pandas", "scikit-image", "scikit
             "torchmetrics", "SimpleITK", "antspyx", "matplotlib", "seaborn", "snakemake"]
 CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}
 table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
-th{background:#eee}img{max-width:100%}.synthetic{background:#fdd;border:2px solid #c00;padding:0.5em;font-weight:bold}
+th{background:#eee}img{max-width:100%}.synthetic,.flagged{background:#fdd;border:2px solid #c00;padding:0.5em;font-weight:bold}
 nav a{margin-right:1em}figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f6f6f6;padding:0.5em;overflow:auto}"""
 
 
@@ -54,6 +61,7 @@ class ReportInputs:
     metric_tables: dict[str, Path]  # direction -> results/tables/metrics_{direction}.csv
     significance: Path
     qa_images: list[Path] = field(default_factory=list)
+    registration_qa: Path | None = None  # results/preprocessed/registration_qa.csv
     figures: list[Path] = field(default_factory=list)
     latent_grid: Path | None = None
     latent_plots: list[Path] = field(default_factory=list)
@@ -175,6 +183,40 @@ def data_section(manifest: pd.DataFrame) -> str:
     return banner + frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
 
 
+def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
+    """The per-patient registration figures, flagged patients first, and who was left out and why.
+
+    A flagged patient absent from the manifest was left out; one present was kept on purpose
+    (``preprocess.registration_qa.keep_flagged``), and the report says so too.
+    """
+    in_manifest = set(manifest["patient"].astype(str))
+    flagged = table[table["flagged"]]
+    status = {p: ("left out" if p not in in_manifest else "kept (keep_flagged is true)") for p in flagged["patient"].astype(str)}
+    shown = table.assign(status=table["patient"].astype(str).map(status).fillna("ok"))
+    shown = shown.sort_values(["flagged", "patient"], ascending=[False, True])
+    if len(flagged):
+        items = "".join(f"<li><b>{html.escape(str(p))}</b>, {html.escape(status[str(p)])}: {html.escape(str(r))}</li>"
+                        for p, r in zip(flagged["patient"], flagged["reason"], strict=True))
+        head = (f'<p class="flagged">{len(flagged)} of {len(table)} patients failed registration QA (a mixed-up pair '
+                f"or a failed registration: check their QA figures below):</p><ul>{items}</ul>")
+    else:
+        head = f"<p>All {len(table)} patients passed registration QA.</p>"
+    return (head + frame_to_html(shown[["patient", "dice_head", "nmi", "head_in_fov", "status", "reason"]])
+            + "<p>Inside the MR's field of view on the CT grid: Dice of the MR and CT head masks, and normalised "
+              "mutual information (1 = independent images, 2 = identical) inside the CT head mask; head_in_fov is "
+              "the share of the CT head the MR covers.</p>")
+
+
+def excluded_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
+    """Patients with no rows in the manifest because their registration was flagged."""
+    left_out = table[table["flagged"] & ~table["patient"].astype(str).isin(set(manifest["patient"].astype(str)))]
+    if not len(left_out):
+        return ""
+    items = "".join(f"<li>{html.escape(str(p))}: {html.escape(str(r))}</li>"
+                    for p, r in zip(left_out["patient"], left_out["reason"], strict=True))
+    return f"<p>Left out of training and evaluation (registration flagged):</p><ul>{items}</ul>"
+
+
 def runtime_table(benchmark_dir: Path | None) -> pd.DataFrame:
     """Snakemake benchmark files (columns s, h:m:s, max_rss, ...) as one table, per job."""
     if benchmark_dir is None or not Path(benchmark_dir).is_dir():
@@ -260,7 +302,12 @@ def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
     body: dict[str, str] = {"data": data_section(manifest)}
-    body["preprocessing"] = "".join(image_tag(p, f"{Path(p).parent.name}: bias field and registration QA") for p in inputs.qa_images) or "<p>No QA images.</p>"
+    registration = ""
+    if inputs.registration_qa is not None:
+        qa = read_registration_qa(inputs.registration_qa)
+        body["data"] += excluded_section(qa, manifest)
+        registration = registration_qa_section(qa, manifest)
+    body["preprocessing"] = registration + "".join(image_tag(p, f"{Path(p).parent.name}: bias field and registration QA") for p in inputs.qa_images) or "<p>No QA images.</p>"
     body["tables"] = "".join(
         f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()

@@ -21,6 +21,10 @@ from mrct.preprocess.threads import REGISTRATION_THREADS, itk_threads
 
 log = logging.getLogger(__name__)
 BACKENDS = ("simpleitk", "ants")
+#: An MR head this much (mm, each side) shorter than the CT head is a slab: its start is searched.
+SLAB_MARGIN_MM = 10.0
+#: Spacing of the searched starts; the optimiser's capture range at the coarsest level is wider.
+SLAB_STEP_MM = 5.0
 
 
 def _initial_transform(ct_mask: sitk.Image, mr_mask: sitk.Image) -> sitk.Euler3DTransform:
@@ -31,6 +35,53 @@ def _initial_transform(ct_mask: sitk.Image, mr_mask: sitk.Image) -> sitk.Euler3D
         sitk.CenteredTransformInitializerFilter.MOMENTS,
     )
     return sitk.Euler3DTransform(initial)
+
+
+def _extent_mm(mask: sitk.Image, axis: int = 2) -> float:
+    """Physical extent of a mask along one axis of its grid (z: head to foot)."""
+    indices = np.nonzero(sitk.GetArrayViewFromImage(mask).any(axis=tuple(a for a in range(3) if a != 2 - axis)))[0]
+    return float((indices.max() - indices.min() + 1) * mask.GetSpacing()[axis]) if indices.size else 0.0
+
+
+def _slab_offsets(ct_mask: sitk.Image, mr_mask: sitk.Image, step_mm: float = SLAB_STEP_MM) -> list[float]:
+    """Head-to-foot shifts of the start to try when the MR shows a slab of the head (0 otherwise).
+
+    Centres of mass align a whole head with a whole head. An MR with a small field of view
+    covers a slab whose centre is not the CT head's (35 mm away for a 30 % slab of a demo
+    head): its true place lies anywhere within half the difference of the two extents. So when
+    the MR's head is more than ``SLAB_MARGIN_MM`` shorter than the CT's, the starts along that
+    range are scored. Measured on three demo slabs (300 iterations): errors 0.22-0.64 mm from
+    the searched start, 0.37-0.76 mm from the centres of mass. With 60 iterations neither
+    converges (1-13 mm): a slab constrains the tilt weakly and the optimiser crawls.
+    """
+    free = (_extent_mm(ct_mask) - _extent_mm(mr_mask)) / 2
+    if free <= SLAB_MARGIN_MM:
+        return [0.0]
+    steps = int(np.floor(free / step_mm))
+    return [float(k * step_mm) for k in range(-steps, steps + 1)]
+
+
+def _best_start(method: sitk.ImageRegistrationMethod, ct: sitk.Image, mr: sitk.Image,
+                initial: sitk.Euler3DTransform, offsets: list[float]) -> sitk.Euler3DTransform:
+    """The start among ``initial`` shifted head-to-foot by each offset with the best metric.
+
+    Scored on images shrunk to the coarsest level (all voxels of the fixed mask), which is
+    where the optimiser will start from.
+    """
+    if len(offsets) == 1:
+        return initial
+    axis = np.asarray(ct.GetDirection()).reshape(3, 3)[:, 2]  # the CT's head-to-foot axis, physical
+    scores = []
+    for offset in offsets:
+        start = sitk.Euler3DTransform(initial)
+        start.SetTranslation(tuple(np.asarray(initial.GetTranslation()) + offset * axis))
+        method.SetInitialTransform(start, inPlace=False)
+        scores.append(method.MetricEvaluate(ct, mr))
+    best = int(np.argmin(scores))
+    log.info("slab MR: start shifted %.0f mm head-to-foot (best of %d starts)", offsets[best], len(offsets))
+    start = sitk.Euler3DTransform(initial)
+    start.SetTranslation(tuple(np.asarray(initial.GetTranslation()) + offsets[best] * axis))
+    return start
 
 
 def _sampling_percentages(fixed_mask: sitk.Image, shrink_factors: list[int], samples: int) -> list[float]:
@@ -85,7 +136,16 @@ def register_simpleitk(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_m
     method.SetShrinkFactorsPerLevel(list(settings["shrink_factors"]))
     method.SetSmoothingSigmasPerLevel(list(settings["smoothing_sigmas_mm"]))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    method.SetInitialTransform(_initial_transform(ct_mask, mr_mask), inPlace=False)
+    initial = _initial_transform(ct_mask, mr_mask)
+    offsets = _slab_offsets(ct_mask, mr_mask)
+    if len(offsets) > 1:
+        coarse = settings["shrink_factors"][0]
+        shrunk = [sitk.Shrink(image, [coarse] * 3) for image in (ct, fixed_mask, mr)]
+        method.SetMetricFixedMask(shrunk[1])
+        initial = _best_start(method, sitk.Cast(shrunk[0], sitk.sitkFloat32), sitk.Cast(shrunk[2], sitk.sitkFloat32),
+                              initial, offsets)
+        method.SetMetricFixedMask(fixed_mask)
+    method.SetInitialTransform(initial, inPlace=False)
     result = method.Execute(sitk.Cast(ct, sitk.sitkFloat32), sitk.Cast(mr, sitk.sitkFloat32))
     log.info("registration stopped after %d iterations: %s (metric %.4f)", method.GetOptimizerIteration(),
              method.GetOptimizerStopConditionDescription(), method.GetMetricValue())

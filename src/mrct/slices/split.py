@@ -1,8 +1,15 @@
-"""The train/test split, by patient: slices of one patient never end up on both sides."""
+"""The train/test split, by patient: slices of one patient never end up on both sides.
+
+Patients whose registration is flagged (``mrct.preprocess.registration_qa``) are left out of
+the manifest: they have no rows, so neither training nor evaluation sees them, and the
+manifest keeps its interface (``split`` is ``train`` or ``test``). The split is drawn over all
+patients before they are left out, so flagging or fixing one patient never moves another
+patient to the other side.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +32,9 @@ def assign_split(patients: Iterable[str], train_fraction: float, seed: int) -> d
     return {patient: "train" if patient in train else "test" for patient in ids}
 
 
-def build_manifest(tables: Iterable[str | Path], train_fraction: float, seed: int) -> pd.DataFrame:
-    """Concatenate per-patient slice tables and add the split column."""
+def build_manifest(tables: Iterable[str | Path], train_fraction: float, seed: int,
+                   excluded: Collection[str] = ()) -> pd.DataFrame:
+    """Concatenate per-patient slice tables, add the split column, drop the ``excluded`` patients."""
     frames = []
     for path in tables:
         frame = pd.read_csv(path)
@@ -36,6 +44,12 @@ def build_manifest(tables: Iterable[str | Path], train_fraction: float, seed: in
     manifest = pd.concat(frames, ignore_index=True)
     split = assign_split(manifest["patient"].astype(str), train_fraction, seed)
     manifest["split"] = manifest["patient"].astype(str).map(split)
+    manifest = manifest[~manifest["patient"].astype(str).isin(set(excluded))]
+    empty = sorted({"train", "test"} - set(manifest["split"]))
+    if empty:
+        raise ValueError(f"no patient left in the {' and '.join(empty)} split after leaving out the flagged "
+                         f"patients {sorted(excluded)}: check their registration, or keep them "
+                         "(preprocess.registration_qa.keep_flagged)")
     return manifest[list(MANIFEST_COLUMNS)].sort_values(["patient", "slice"]).reset_index(drop=True)
 
 

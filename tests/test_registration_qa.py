@@ -1,0 +1,290 @@
+"""Registration QA: Dice and NMI against independent computations, and a mix-up caught end to end."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from scipy.spatial.distance import dice as scipy_dice_dissimilarity
+from scipy.stats import entropy
+from sklearn.metrics import mutual_info_score
+
+from mrct.config import load_config
+from mrct.preprocess.register import _slab_offsets
+from mrct.preprocess.registration_qa import (
+    collect_registration_qa,
+    dice,
+    excluded_patients,
+    flag_reason,
+    normalised_mutual_information,
+    quantile_bins,
+    read_registration_qa,
+    registration_metrics,
+    registration_qa_files,
+    write_registration_qa,
+)
+from mrct.preprocess.steps import bias_correct_files, register_files
+from mrct.report import excluded_section, registration_qa_section
+from mrct.slices.manifest import SLICE_TABLE_COLUMNS
+from mrct.slices.split import assign_split, build_manifest
+from mrct.sources import demo
+
+
+def _box(shape, start, stop):
+    array = np.zeros(shape, bool)
+    array[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))] = True
+    return array
+
+
+def test_dice_of_two_boxes_with_known_overlap():
+    # Two 10^3 boxes shifted by 4 along x: overlap 6 x 10 x 10 = 600, Dice = 2 * 600 / 2000.
+    a = _box((20, 20, 20), (0, 0, 0), (10, 10, 10))
+    b = _box((20, 20, 20), (0, 0, 4), (10, 10, 14))
+    assert dice(a, b) == pytest.approx(0.6, abs=1e-12)
+    assert dice(a, b) == pytest.approx(1 - scipy_dice_dissimilarity(a.ravel(), b.ravel()), abs=1e-12)
+    # Inside x < 10 only: A keeps 1000 voxels, B 600, all of them shared: 1200 / 1600.
+    within = _box((20, 20, 20), (0, 0, 0), (20, 20, 10))
+    assert dice(a, b, within) == pytest.approx(0.75, abs=1e-12)
+    assert dice(a, b, within) == pytest.approx(1 - scipy_dice_dissimilarity((a & within).ravel(), (b & within).ravel()))
+    assert math.isnan(dice(np.zeros(8, bool), np.zeros(8, bool)))
+    with pytest.raises(ValueError, match="one shape"):
+        dice(a, b[:5])
+
+
+def _independent_nmi(a: np.ndarray, b: np.ndarray, bins: int) -> float:
+    """Studholme's NMI from scikit-learn's MI and scipy's entropies (both in nats)."""
+    la, lb = quantile_bins(a.ravel(), bins), quantile_bins(b.ravel(), bins)
+    ha, hb = entropy(np.bincount(la)), entropy(np.bincount(lb))
+    return (ha + hb) / (ha + hb - mutual_info_score(la, lb))
+
+
+def test_nmi_of_an_image_with_itself_noise_and_a_noisy_copy():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(40, 40, 40))
+    noise = rng.normal(size=image.shape)
+    itself = normalised_mutual_information(image, image)
+    independent = normalised_mutual_information(image, noise)
+    noisy = normalised_mutual_information(image, image + 0.5 * noise)
+    print(f"NMI: itself {itself:.4f}, independent noise {independent:.4f}, noisy copy {noisy:.4f}")
+    assert itself == pytest.approx(2.0, abs=1e-9)
+    # Finite-sample bias of MI is about (bins - 1)^2 / (2 N) = 0.0075 nats here: NMI about 1.001.
+    assert independent == pytest.approx(1.0, abs=0.01)
+    assert 1.05 < noisy < 1.95
+    for a, b in ((image, noise), (image, image + 0.5 * noise)):
+        assert normalised_mutual_information(a, b) == pytest.approx(_independent_nmi(a, b, 32), rel=1e-9)
+    # Quantile bins: a monotone change of units (MR scaling, a window) leaves the figure unchanged.
+    assert normalised_mutual_information(np.exp(image), 3 * (image + 0.5 * noise) + 7) == pytest.approx(noisy, rel=1e-12)
+
+
+def test_nmi_counts_only_the_region():
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(20, 20, 40))
+    other = rng.normal(size=image.shape)
+    other[..., :20] = image[..., :20]  # identical in one half, independent in the other
+    half = np.zeros(image.shape, bool)
+    half[..., :20] = True
+    assert normalised_mutual_information(image, other, half) == pytest.approx(2.0, abs=1e-9)
+    assert normalised_mutual_information(image, other, ~half) == pytest.approx(1.0, abs=0.02)
+    with pytest.raises(ValueError, match="voxels in the region"):
+        normalised_mutual_information(image, other, np.zeros(image.shape, bool))
+
+
+def _image(array, spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0)):
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    return image
+
+
+def test_partial_field_of_view_is_judged_on_what_it_shows():
+    # A box "head" 24 voxels tall; the MR is the same head but only a 6-slice slab of it.
+    shape = (40, 32, 32)
+    head = _box(shape, (8, 6, 6), (32, 26, 26))
+    rng = np.random.default_rng(2)
+    ct = np.where(head, 40.0 + rng.normal(0, 30, shape), -1000.0).astype(np.float32)
+    mr = np.where(head, 1000.0 - ct / 4, 0.0).astype(np.float32)  # a different, monotone contrast
+    slab = slice(16, 22)
+    mr_slab = _image(mr[slab], origin=(0.0, 0.0, 2.0 * slab.start))
+    mr_mask = _image(head[slab].astype(np.uint8), origin=(0.0, 0.0, 2.0 * slab.start))
+    ct_image, ct_mask = _image(ct), _image(head.astype(np.uint8))
+    identity = sitk.Euler3DTransform()
+    mr_on_ct = sitk.Resample(mr_slab, ct_image, identity, sitk.sitkLinear, 0.0)
+    metrics = registration_metrics(ct_image, mr_on_ct, ct_mask, mr_mask, identity)
+    assert metrics["dice_head"] == pytest.approx(1.0)
+    assert metrics["nmi"] == pytest.approx(2.0, abs=1e-9)
+    assert metrics["head_in_fov"] == pytest.approx(6 / 24)
+    # The whole CT head against the slab's mask would give 2 * 6 / (24 + 6) = 0.4.
+    moved = sitk.GetArrayFromImage(sitk.Resample(mr_mask, ct_image, identity, sitk.sitkNearestNeighbor, 0))
+    assert dice(head, moved > 0) == pytest.approx(0.4)
+    # The same slab shifted 4 voxels (8 mm) sideways: Dice of two 20x20 squares shifted by 4 per slice.
+    shifted = sitk.TranslationTransform(3, (8.0, 0.0, 0.0))
+    metrics = registration_metrics(ct_image, sitk.Resample(mr_slab, ct_image, shifted, sitk.sitkLinear, 0.0),
+                                   ct_mask, mr_mask, shifted)
+    assert metrics["dice_head"] == pytest.approx(2 * 16 * 20 / (2 * 400))
+    assert metrics["nmi"] < 1.5
+    # An MR that sees no part of the CT's head: no NMI, and flagged whatever the bounds.
+    away = sitk.TranslationTransform(3, (0.0, 0.0, 200.0))
+    metrics = registration_metrics(ct_image, sitk.Resample(mr_slab, ct_image, away, sitk.sitkLinear, 0.0),
+                                   ct_mask, mr_mask, away)
+    assert math.isnan(metrics["nmi"]) and metrics["head_in_fov"] == 0
+    assert "NMI nan" in flag_reason({**metrics, "dice_head": 1.0}, 0.5, 1.05)
+
+
+def _record(tmp_path, patient, dice_head, nmi):
+    path = tmp_path / f"{patient}.json"
+    path.write_text(json.dumps({"patient": patient, "dice_head": dice_head, "nmi": nmi, "head_in_fov": 1.0}))
+    return path
+
+
+def test_bounds_flag_with_a_reason_and_the_table_round_trips(tmp_path):
+    paths = [_record(tmp_path, "p1", 0.98, 1.15), _record(tmp_path, "p2", 0.80, 1.15),
+             _record(tmp_path, "p3", 0.98, 1.02), _record(tmp_path, "p4", float("nan"), 1.15)]
+    table = collect_registration_qa(paths, min_dice=0.9, min_nmi=1.05)
+    assert table["flagged"].tolist() == [False, True, True, True]
+    assert table.loc[1, "reason"] == "head-mask Dice 0.800 < 0.9"
+    assert table.loc[2, "reason"] == "NMI 1.020 < 1.05"
+    write_registration_qa(table, tmp_path / "qa.csv")
+    read = read_registration_qa(tmp_path / "qa.csv")
+    assert read["flagged"].tolist() == table["flagged"].tolist()
+    assert read["reason"].tolist() == table["reason"].tolist()
+    assert excluded_patients(read, keep_flagged=False) == dict(zip(read["patient"][1:], read["reason"][1:], strict=True))
+    assert excluded_patients(read, keep_flagged=True) == {}
+    (tmp_path / "bad.json").write_text(json.dumps({"patient": "p5", "nmi": 1.1}))
+    with pytest.raises(ValueError, match="bad.json.*dice_head"):
+        collect_registration_qa([tmp_path / "bad.json"], 0.9, 1.05)
+
+
+def _slice_table(tmp_path, patient):
+    row = {column: 0 for column in SLICE_TABLE_COLUMNS}
+    frame = pd.DataFrame([{**row, "patient": patient, "slice": index} for index in range(3)])
+    path = tmp_path / f"{patient}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_excluded_patients_have_no_rows_and_others_keep_their_side(tmp_path):
+    patients = [f"p{index}" for index in range(1, 8)]
+    tables = [_slice_table(tmp_path, patient) for patient in patients]
+    full = build_manifest(tables, 0.7, 42)
+    split = assign_split(patients, 0.7, 42)
+    excluded = next(p for p in patients if split[p] == "train")
+    kept = build_manifest(tables, 0.7, 42, excluded={excluded: "mix-up"})
+    assert excluded not in set(kept["patient"])
+    assert set(kept["split"]) == {"train", "test"}
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True),
+                                  full[full["patient"] != excluded].reset_index(drop=True))
+    test_side = [p for p in patients if split[p] == "test"]
+    with pytest.raises(ValueError, match="no patient left in the test split"):
+        build_manifest(tables, 0.7, 42, excluded=test_side)
+
+
+# --- The demo pairs pass; an MR of another head with a small field of view is caught --------------
+
+CONFIG = load_config("config.yaml")
+QA_BOUNDS = {k: CONFIG["preprocess"]["registration_qa"][k] for k in ("min_dice", "min_nmi")}
+SLAB = (0.45, 0.75)  # the MR's field of view: 30 % of the head-to-foot extent, through the ventricles
+
+
+def _crop(image: sitk.Image, lo: float, hi: float) -> sitk.Image:
+    size = image.GetSize()
+    start, stop = int(lo * size[2]), int(hi * size[2])
+    return sitk.RegionOfInterest(image, [size[0], size[1], stop - start], [0, 0, start])
+
+
+def _scaled(image: sitk.Image, factor: float) -> sitk.Image:
+    """The head ``factor`` times larger about the centre of the grid (another person's size)."""
+    centre = image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])
+    transform = sitk.ScaleTransform(3, (1 / factor,) * 3)
+    transform.SetCenter(centre)
+    return sitk.Resample(image, image, transform, sitk.sitkLinear, 0.0)
+
+
+def _preprocess(root, case: str, ct: sitk.Image, mr: sitk.Image, registration: dict) -> str:
+    """Bias correction, registration and QA of one pair through the pipeline's own file steps."""
+    raw, out = root / "raw" / case, root / "preprocessed" / case
+    raw.mkdir(parents=True)
+    sitk.WriteImage(mr, str(raw / "mr.nii.gz"))
+    sitk.WriteImage(ct, str(raw / "ct.nii.gz"))
+    bias = {k: str(out / f"{k}.nii.gz") for k in ("mr", "field", "mask")} | {"qa": str(out / "bias_qa.png")}
+    bias_correct_files(str(raw / "mr.nii.gz"), bias, "n4", CONFIG["preprocess"]["n4"], case)
+    registered = {k: str(out / f"registered_{k}.nii.gz") for k in ("mr", "ct", "mask")}
+    registered |= {"transform": str(out / "mr_to_ct.tfm"), "qa": str(out / "qa.png")}
+    register_files(bias["mr"], bias["mask"], str(raw / "ct.nii.gz"), registered, registration,
+                   CONFIG["preprocess"]["head_threshold_hu"], CONFIG["seed"], case)
+    record = str(out / "registration_qa.json")
+    registration_qa_files(registered["ct"], registered["mr"], registered["mask"], bias["mask"],
+                          registered["transform"], record, case)
+    return record
+
+
+@pytest.fixture(scope="module")
+def mixup(tmp_path_factory):
+    """Two demo pairs, one demo pair whose MR is a slab, and a slab MR of another head with demo001's CT.
+
+    Through N4, registration and QA as the pipeline runs them: about 2 minutes on 2 free cores.
+    """
+    root = tmp_path_factory.mktemp("mixup")
+    settings = dict(CONFIG["dataset"]["demo"])
+    model = demo.load_head_model(settings["resolution_mm"])
+
+    def patient(name, **overrides):
+        drawn = {**settings, **overrides}
+        return demo.make_patient(model, demo.draw_parameters(CONFIG["seed"], name, drawn), drawn)
+
+    default = CONFIG["preprocess"]["registration"]
+    # A slab constrains the tilt weakly and the optimiser crawls: 60 iterations leave a correct
+    # slab 5-10 mm off (and rightly flagged); 300 let it converge.
+    slab = {**default, "iterations": 300}
+    pairs = {name: patient(name) for name in ("demo001", "demo002", "demo004")}
+    # Another head: a strong deformation (15 mm instead of 3) and 10 % smaller, seen as a slab.
+    other = patient("demo017", deformation_mm=15.0)
+    cases = {name: (pairs[name]["ct"], pairs[name]["mr"], default) for name in ("demo001", "demo002")}
+    cases["demo004"] = (pairs["demo004"]["ct"], _crop(pairs["demo004"]["mr"], *SLAB), slab)
+    cases["mixup"] = (pairs["demo001"]["ct"], _crop(_scaled(other["mr"], 0.9), *SLAB), slab)
+    records = [_preprocess(root, case, ct, mr, registration) for case, (ct, mr, registration) in cases.items()]
+    table = collect_registration_qa(records, **QA_BOUNDS)
+    write_registration_qa(table, root / "registration_qa.csv")
+    print("\n" + table.to_string(index=False))
+    return read_registration_qa(root / "registration_qa.csv")
+
+
+@pytest.mark.slow
+def test_demo_pairs_pass_registration_qa(mixup):
+    table = mixup
+    passed = table[table["patient"] != "mixup"]
+    assert not passed["flagged"].any(), passed.to_string()
+    # The slab covers well under half of the CT's head, and is still judged on what it shows.
+    assert table.set_index("patient").loc["demo004", "head_in_fov"] < 0.5
+
+
+@pytest.mark.slow
+def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
+    table = mixup
+    row = table.set_index("patient").loc["mixup"]
+    assert row["flagged"], table.to_string()
+    excluded = excluded_patients(table, keep_flagged=False)
+    assert set(excluded) == {"mixup"}
+    tables = [_slice_table(tmp_path, patient) for patient in table["patient"]]
+    manifest = build_manifest(tables, 0.7, CONFIG["seed"], excluded)
+    assert "mixup" not in set(manifest["patient"])
+    assert set(manifest["patient"]) == set(table["patient"]) - {"mixup"}
+    assert set(manifest["split"]) == {"train", "test"}
+    kept = build_manifest(tables, 0.7, CONFIG["seed"], excluded_patients(table, keep_flagged=True))
+    assert "mixup" in set(kept["patient"])
+    page = registration_qa_section(table, manifest) + excluded_section(table, manifest)
+    assert "mixup</b>, left out: " + html.escape(row["reason"]) in page
+    assert "Left out of training and evaluation (registration flagged)" in page
+    assert "mixup</b>, kept (keep_flagged is true)" in registration_qa_section(table, kept)
+
+
+def test_a_slab_mr_gets_its_start_searched_head_to_foot_and_a_whole_head_does_not():
+    ct_mask = _image(_box((50, 20, 20), (0, 2, 2), (50, 18, 18)).astype(np.uint8))  # 100 mm of head
+    slab = _image(_box((15, 20, 20), (0, 2, 2), (15, 18, 18)).astype(np.uint8))  # 30 mm of it
+    assert _slab_offsets(ct_mask, ct_mask) == [0.0]
+    # The slab's place is unknown within (100 - 30) / 2 = 35 mm either side of the centres.
+    assert _slab_offsets(ct_mask, slab) == [float(v) for v in range(-35, 40, 5)]

@@ -12,6 +12,8 @@ from mrct.preprocess.masks import ct_head_mask, mr_head_mask
 from mrct.preprocess.register import register, transform_error
 from mrct.sources import demo
 
+import real_head as real_head_module
+
 CONFIG = load_config("config.yaml")
 SETTINGS = dict(CONFIG["dataset"]["demo"])
 
@@ -60,12 +62,37 @@ def test_n4_removes_at_least_half_of_the_known_field(template_1mm, patient_id):
     assert residual <= 0.5 * applied
 
 
-def test_n3_reduces_the_known_field(template):
-    # N3 (ANTsPy, as in the study) is the weaker method; it only has to shrink the field here.
+@pytest.mark.xfail(strict=True, reason="N3 with the settings that correct real scans leaves the whole "
+                   "field on the synthetic demo head (1.05 at 2 mm, 1.00 at 1 mm; docs/study.md, N3)")
+def test_n3_reduces_the_known_field_on_the_demo(template):
+    # Kept, strict, so that a change which makes N3 work on the demo is seen. The demo's head is
+    # an average of 152 brains inside a modelled scalp and skull; N4 corrects it, N3 does not.
     patient, brain = _patient(template)
     applied, residual = _bias_residual(patient, brain, "n3")
-    print(f"n3: applied log-field std {applied:.4f}, residual {residual:.4f}")
+    print(f"n3 (demo, 2 mm): applied log-field std {applied:.4f}, residual {residual:.4f}")
     assert residual < applied
+
+
+@pytest.fixture(scope="module")
+def real_head():
+    return real_head_module.load_real_head()
+
+
+@pytest.mark.parametrize("field_of", ["demo001", "demo002"])
+def test_n3_removes_at_least_half_of_a_known_field_on_a_real_head(real_head, field_of):
+    # A real single-subject head MR at 1 mm (pycortex's S1) times the demo's field for
+    # ``field_of``, with Rician noise (tests/real_head.py). Measured with config.yaml's N3
+    # settings: 0.47 (demo001) and 0.35 (demo002) of the field left; 0.99 with the previous
+    # 200 mm / 2-level mesh; N4 leaves 0.64 and 0.47 on the same images.
+    mr, field = real_head_module.biased_real_head(real_head, field_of, CONFIG["seed"], SETTINGS)
+    brain = real_head_module.brain_proxy(real_head)
+    _, estimate = correct_bias(mr, mr_head_mask(mr), "n3", CONFIG["preprocess"]["n3"])
+    applied = _log_std(field[brain])
+    residual = _log_std(field[brain] / sitk.GetArrayFromImage(estimate)[brain])
+    print(f"n3 (real head, 1 mm, field of {field_of}): applied log-field std {applied:.4f}, "
+          f"residual {residual:.4f} = {residual / applied:.2f} of it")
+    assert applied > 0.03
+    assert residual <= 0.5 * applied
 
 
 def test_bias_and_registration_results_do_not_depend_on_the_thread_count(template, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from mrct.config import load_config
-from mrct.preprocess.bias import correct_bias
+from mrct.preprocess.bias import correct_bias, n3_fit_mask
 from mrct.preprocess.masks import ct_head_mask, mr_head_mask
 from mrct.preprocess.register import register, transform_error
 from mrct.sources import demo
@@ -146,3 +146,16 @@ def test_ct_mask_requires_hounsfield_units():
     image = sitk.GetImageFromArray(np.full((4, 8, 8), -2000.0, dtype=np.float32))
     with pytest.raises(ValueError, match="Hounsfield"):
         ct_head_mask(image)
+
+
+def test_n3_fit_mask_keeps_bright_tissue_and_drops_dark_voxels_of_the_head():
+    # A head of bright tissue (100) with a dark shell (bone, 10) and a dark core (CSF, 15).
+    z, y, x = np.mgrid[-16:16, -16:16, -16:16]
+    r = np.sqrt(x**2 + y**2 + z**2)
+    array = np.where(r < 14, 100.0, 0.0)
+    array[(r >= 12) & (r < 14)] = 10.0
+    array[r < 4] = 15.0
+    image = sitk.GetImageFromArray(array.astype(np.float32))
+    head = sitk.GetImageFromArray((r < 14).astype(np.uint8))
+    fit = sitk.GetArrayFromImage(n3_fit_mask(image, head)) > 0
+    np.testing.assert_array_equal(fit, (r >= 4) & (r < 12))

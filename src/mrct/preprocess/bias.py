@@ -89,7 +89,7 @@ def n3_correct(mr: sitk.Image, mask: sitk.Image, settings: dict[str, Any]) -> tu
     field at coarse meshes: fitted to a known smooth field inside a head it keeps 8 % of it with
     one level of one mesh element per axis, 38 % with two levels, 86 % with three and 100 % with
     four. N3 applies that shrinkage to the whole field at every iteration, so at the previous
-    setting (200 mm, two levels) it converged to almost no field (0.93-0.99 of a known field left
+    setting (200 mm, two levels) it converged to almost no field (0.96-0.99 of a known field left
     on a real head). The mesh is therefore given in elements per axis over the image (no padding
     of the image to a multiple of a spline distance), with enough levels to keep the field; the
     iteration count matters, as N3 keeps amplifying the field past the truth (docs/study.md).

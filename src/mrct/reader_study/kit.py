@@ -1,0 +1,109 @@
+"""``rule reader_study``: choose the model per direction, draw the images, write page and key.
+
+The page (``questionnaire.html``) goes to the readers; the key (``key.csv``) stays with the
+investigator and is what the analysis joins the exported answers with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from mrct.atomic import write_text_atomic
+from mrct.evaluation import TARGET_COLUMN, read_gray_png
+from mrct.manifest import read_manifest, test_split_rows
+from mrct.metrics import HIGHER_IS_BETTER
+from mrct.reader_study.design import KEY_COLUMNS, ReaderStudySettings, choose_model, draw_study
+from mrct.reader_study.encoding import data_uri, encode_gray_png
+from mrct.reader_study.page import render_questionnaire
+
+log = logging.getLogger(__name__)
+
+
+def settings_from_config(section: Mapping) -> ReaderStudySettings:
+    """The ``reader_study`` config section (a rule param) as settings."""
+    return ReaderStudySettings(
+        images_per_modality=int(section["images_per_modality"]),
+        metric=str(section["metric"]),
+        model=section.get("model"),
+        min_gap=section.get("min_gap"),
+    )
+
+
+def prediction_dirs_by_key(dirs: Iterable[str | Path]) -> dict[tuple[str, str], Path]:
+    """``results/predictions/{model}/{direction}`` folders keyed by (model, direction)."""
+    return {(Path(d).parent.name, Path(d).name): Path(d) for d in dirs}
+
+
+def candidate_slices(manifest: pd.DataFrame, direction: str, prediction_dir: Path) -> pd.DataFrame:
+    """Test slices with their ground truth and the model's output (same file name)."""
+    rows = test_split_rows(manifest)
+    if rows.empty:
+        raise ValueError("manifest: expected test slices for the reader study, got none")
+    real = rows[TARGET_COLUMN[direction]].astype(str)
+    synthetic = [prediction_dir / Path(p).name for p in real]
+    missing = [str(p) for p in synthetic if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{prediction_dir}: expected a prediction per test slice, missing {missing[:3]}"
+                                f"{' ...' if len(missing) > 3 else ''} ({len(missing)} in all)")
+    return pd.DataFrame({"patient": rows["patient"], "slice": rows["slice"], "real_png": real,
+                         "synthetic_png": [str(p) for p in synthetic]})
+
+
+def choose_models(metric_tables: Mapping[str, str | Path], settings: ReaderStudySettings) -> dict[str, str]:
+    """direction -> model shown for it (the best by ``settings.metric``, or the named model)."""
+    chosen = {}
+    for direction, path in metric_tables.items():
+        table = pd.read_csv(path)
+        if settings.model is None and settings.metric not in HIGHER_IS_BETTER:
+            raise ValueError(f"reader_study.metric: expected one of {sorted(HIGHER_IS_BETTER)}, got {settings.metric!r}")
+        chosen[direction] = choose_model(table, settings.metric, settings.model, path,
+                                         HIGHER_IS_BETTER.get(settings.metric, True))
+        log.info("reader study, %s: model %s", direction, chosen[direction])
+    return chosen
+
+
+def encode_study_images(paths: Iterable[str]) -> tuple[list[str], tuple[int, int]]:
+    """Every image re-encoded from its pixels (see ``encoding``); all must share one size."""
+    uris: list[str] = []
+    shape: tuple[int, int] | None = None
+    first = None
+    for path in paths:
+        pixels = read_gray_png(path)
+        if shape is None:
+            shape, first = pixels.shape, path
+        elif pixels.shape != shape:
+            raise ValueError(f"{path}: expected every reader-study image to be {shape} like {first}, "
+                             f"got {pixels.shape}")
+        uris.append(data_uri(encode_gray_png(pixels)))
+    if shape is None:
+        raise ValueError("reader study: expected at least one image, got none")
+    return uris, shape
+
+
+def build_reader_study(manifest_path: str | Path, metric_tables: Mapping[str, str | Path],
+                       prediction_dirs: Iterable[str | Path], settings: ReaderStudySettings, seed: int,
+                       questionnaire: str | Path, key: str | Path) -> pd.DataFrame:
+    """Write the questionnaire and its key; return the study (key columns and ``png``) in order."""
+    manifest = read_manifest(manifest_path)
+    models = choose_models(metric_tables, settings)
+    dirs = prediction_dirs_by_key(prediction_dirs)
+    slices = {}
+    for direction, model in models.items():
+        if (model, direction) not in dirs:
+            raise ValueError(f"reader study: expected predictions of {model!r} for {direction} among "
+                             f"{sorted(str(d) for d in dirs.values())}")
+        slices[direction] = candidate_slices(manifest, direction, dirs[model, direction])
+    study = draw_study(slices, models, settings, seed)
+    uris, (height, width) = encode_study_images(study["png"])
+    page = render_questionnaire(list(study["image_id"]), uris, width=width, height=height)
+    write_text_atomic(questionnaire, page)
+    write_text_atomic(key, study[KEY_COLUMNS].to_csv(index=False))
+    counts = study.groupby(["direction", "truth"]).size().to_dict()
+    log.info("reader study: %d images %s, %.1f MB page -> %s", len(study), counts,
+             len(page.encode("utf-8")) / 1e6, questionnaire)
+    return study
+

@@ -1,0 +1,162 @@
+"""The reader study's design: model choice, counts, halves, pairs, gaps, seeds, and the kit's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mrct.reader_study.design import (
+    KEY_COLUMNS,
+    ReaderStudySettings,
+    choose_model,
+    default_min_gap,
+    draw_study,
+    order_showings,
+)
+from mrct.evaluation import read_gray_png
+from mrct.reader_study.kit import build_reader_study
+from reader_study_fixtures import decode_uri, page_images, write_finished_evaluation
+
+
+def fake_slices(n: int, direction: str) -> pd.DataFrame:
+    """Candidate slices without files: draw_study only carries the paths along."""
+    return pd.DataFrame({
+        "patient": [f"{direction}_p{i % 5}" for i in range(n)], "slice": list(range(n)),
+        "real_png": [f"gt/{direction}/{i}.png" for i in range(n)],
+        "synthetic_png": [f"pred/{direction}/{i}.png" for i in range(n)],
+    })
+
+
+def study_of(images_per_modality: int, seed: int = 0, min_gap: int | None = None, n_candidates: int = 50):
+    settings = ReaderStudySettings(images_per_modality=images_per_modality, metric="psnr", min_gap=min_gap)
+    slices = {d: fake_slices(n_candidates, d) for d in ("mr2ct", "ct2mr")}
+    return draw_study(slices, {"mr2ct": "m1", "ct2mr": "m2"}, settings, seed)
+
+
+@pytest.mark.parametrize("per_modality", [2, 8, 10, 40])
+def test_counts_and_halves(per_modality: int) -> None:
+    study = study_of(per_modality)
+    assert len(study) == 2 * per_modality
+    counts = study.groupby(["direction", "truth"]).size()
+    for direction in ("mr2ct", "ct2mr"):
+        assert counts[direction, "real"] == counts[direction, "synthetic"] == per_modality // 2
+    # ground truth shows the real file, synthetic the model's output, each with its own model
+    assert study.loc[study.truth == "real", "png"].str.startswith("gt/").all()
+    assert study.loc[study.truth == "synthetic", "png"].str.startswith("pred/").all()
+    assert (study.loc[study.direction == "mr2ct", "model"] == "m1").all()
+
+
+def test_every_slice_shown_twice_once_real_once_synthetic() -> None:
+    study = study_of(40)
+    for _, showings in study.groupby(["direction", "patient", "slice"]):
+        assert sorted(showings["truth"]) == ["real", "synthetic"]
+    assert study["image_id"].is_unique
+
+
+def test_each_half_holds_one_showing_of_every_slice_and_is_balanced() -> None:
+    study = study_of(40)
+    half = len(study) // 2
+    first, second = study.iloc[:half], study.iloc[half:]
+    keys = ["direction", "patient", "slice"]
+    assert set(map(tuple, first[keys].values)) == set(map(tuple, second[keys].values))
+    for direction in ("mr2ct", "ct2mr"):  # the half says nothing about truth
+        own = first[first.direction == direction]
+        assert (own.truth == "real").sum() == (own.truth == "synthetic").sum()
+
+
+@pytest.mark.parametrize("min_gap", [1, 7, 20, 40])
+def test_minimum_distance_between_the_two_showings(min_gap: int) -> None:
+    study = study_of(40, min_gap=min_gap)  # 40 pairs in all
+    gaps = study.reset_index().groupby(["direction", "patient", "slice"])["index"].agg(lambda p: p.max() - p.min())
+    assert gaps.min() >= min_gap
+    if min_gap == 40:  # the largest gap the halves allow: every pair exactly one half apart
+        assert (gaps == 40).all()
+
+
+def test_default_gap_is_a_quarter_of_the_sequence() -> None:
+    study = study_of(40)
+    gaps = study.reset_index().groupby(["direction", "patient", "slice"])["index"].agg(lambda p: p.max() - p.min())
+    assert gaps.min() >= default_min_gap(40) == 20
+
+
+def test_order_showings_is_a_permutation_and_checks_the_gap() -> None:
+    first, second = order_showings(9, 9, np.random.default_rng(3))
+    assert sorted([*first, *second]) == list(range(18))
+    with pytest.raises(ValueError, match="min_gap: expected 1..9"):
+        order_showings(9, 10, np.random.default_rng(3))
+
+
+def test_same_seed_same_study_other_seed_other_study() -> None:
+    a, b, c = study_of(20, seed=5), study_of(20, seed=5), study_of(20, seed=6)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a["image_id"]) != list(c["image_id"])
+    assert list(a["png"]) != list(c["png"])
+
+
+def test_ids_are_opaque_tokens() -> None:
+    study = study_of(40)
+    assert study["image_id"].str.fullmatch(r"[0-9a-f]{12}").all()
+    # no trace of order: ids are not sorted with the showing order
+    assert list(study["image_id"]) != sorted(study["image_id"])
+
+
+def test_too_few_test_slices_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"expected at least 10 test slices for 20 images per modality, got 9"):
+        study_of(20, n_candidates=9)
+    with pytest.raises(ValueError, match="expected an even number"):
+        ReaderStudySettings(images_per_modality=7, metric="psnr")
+
+
+def test_choose_model_by_metric_direction_or_name() -> None:
+    table = pd.DataFrame({"model": ["a", "b", "c"], "psnr_avg": [20.0, 25.0, 22.0], "mae_avg": [3.0, 9.0, 1.0]})
+    assert choose_model(table, "psnr", None, "t.csv", higher_is_better=True) == "b"
+    assert choose_model(table, "mae", None, "t.csv", higher_is_better=False) == "c"
+    assert choose_model(table, "psnr", "a", "t.csv", higher_is_better=True) == "a"
+    with pytest.raises(ValueError, match=r"t.csv: reader_study.model 'zz' is not in the table"):
+        choose_model(table, "psnr", "zz", "t.csv", higher_is_better=True)
+    with pytest.raises(ValueError, match=r"t.csv: reader_study.metric 'vif' has no column 'vif_avg'"):
+        choose_model(table, "vif", None, "t.csv", higher_is_better=True)
+
+
+def test_kit_writes_page_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inputs = write_finished_evaluation(tmp_path)
+    settings = ReaderStudySettings(images_per_modality=8, metric="psnr")
+    html, key = tmp_path / "out/questionnaire.html", tmp_path / "out/key.csv"
+    study = build_reader_study(**inputs, settings=settings, seed=1, questionnaire=html, key=key)
+    table = pd.read_csv(key)
+    assert list(table.columns) == KEY_COLUMNS
+    assert len(table) == 16 and set(table["model"]) == {"skimage_photos"}  # best PSNR in both tables
+    shown = page_images(html.read_text())
+    assert [image["id"] for image in shown] == list(table["image_id"])  # the key is in showing order
+    # the page shows the files' own pixels, re-encoded
+    for image, png in zip(shown, study["png"], strict=True):
+        np.testing.assert_array_equal(decode_uri(image["src"]), read_gray_png(png))
+    # a named model wins over the metric
+    build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr", model="scratch"), seed=1,
+                       questionnaire=html, key=key)
+    assert set(pd.read_csv(key)["model"]) == {"scratch"}
+
+
+def test_kit_names_a_missing_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inputs = write_finished_evaluation(tmp_path)
+    victim = next((tmp_path / "results/predictions/skimage_photos/mr2ct").glob("*.png"))
+    victim.unlink()
+    with pytest.raises(FileNotFoundError, match=r"skimage_photos/mr2ct: expected a prediction per test slice"):
+        build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=1,
+                           questionnaire=tmp_path / "q.html", key=tmp_path / "k.csv")
+
+
+def test_kit_rejects_images_of_another_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inputs = write_finished_evaluation(tmp_path)
+    for path in (tmp_path / "results/predictions/skimage_photos/mr2ct").glob("*.png"):
+        Image.new("L", (20, 20)).save(path)
+    with pytest.raises(ValueError, match=r"expected every reader-study image to be \((16|20), \1\) like .*, got \((?!\1)(16|20), \2\)"):
+        build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=1,
+                           questionnaire=tmp_path / "q.html", key=tmp_path / "k.csv")

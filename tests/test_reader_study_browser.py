@@ -1,0 +1,173 @@
+"""The questionnaire in a real headless browser: Debian's Chromium driven by Playwright.
+
+A reader answers every image (half by keyboard, half by mouse), reloads the page half way and
+resumes, goes back once and changes an answer, reloads again and finds every answer kept, then
+exports the CSV. The CSV must hold exactly what was answered, in the interface's columns.
+
+Playwright's own browser download is never used (``playwright install`` fetches from the
+internet); the test launches /usr/bin/chromium and is skipped, naming the missing part, when
+Chromium or the Playwright package is absent (``.ci/run`` installs Chromium first).
+Set MRCT_READER_STUDY_SCREENSHOTS=<folder> to keep the screenshots (docs/img/ holds a set).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mrct.evaluation import read_gray_png
+from mrct.reader_study.design import ReaderStudySettings
+from mrct.reader_study.kit import build_reader_study
+from reader_study_fixtures import write_finished_evaluation
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+READER = "Dr Test, MD"  # a comma, so the export must quote the field
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium is missing: no {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Playwright package is missing (pip install playwright)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def planned_answer(i: int) -> tuple[str, int]:
+    return ("real" if i % 3 else "synthetic"), i % 4 + 1
+
+
+def answer_current(page, i: int) -> None:
+    judged, realism = planned_answer(i)
+    if i % 2 == 0:  # keyboard
+        page.keyboard.press("r" if judged == "real" else "s")
+        page.keyboard.press(str(realism))
+    else:  # mouse
+        page.click(f"button.judge[data-value={judged}]")
+        page.click(f"button.realism[data-value='{realism}']")
+
+
+def position(page) -> str:
+    return page.text_content("#position")
+
+
+def shoot(page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"reader_study_{name}.png"))
+
+
+def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inputs = write_finished_evaluation(tmp_path, size=32)
+    html, key = tmp_path / "questionnaire.html", tmp_path / "key.csv"
+    study = build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=3, questionnaire=html, key=key)
+    n = len(study)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+
+    context = browser.new_context(accept_downloads=True, viewport={"width": 900, "height": 760})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(html.as_uri())
+    assert position(page) == f"Image 1 of {n}"
+    # gray levels untouched: nearest-neighbour at an integer zoom, no CSS filter, and the pixels the
+    # browser decoded are the file's own
+    style = page.evaluate("() => { const s = getComputedStyle(document.getElementById('slice'));"
+                          " return [s.imageRendering, s.filter]; }")
+    assert style == ["pixelated", "none"]
+    width = page.evaluate("() => document.getElementById('slice').width")
+    assert width % 32 == 0 and width >= 32 * 8
+    decoded = page.evaluate("""() => { const img = document.getElementById('slice');
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        return Array.from(g.getImageData(0, 0, c.width, c.height).data); }""")
+    rgba = np.array(decoded, dtype=np.uint8).reshape(32, 32, 4)
+    np.testing.assert_array_equal(rgba[..., 0], read_gray_png(study["png"].iloc[0]))
+    shoot(page, shots, "1_start")
+
+    page.fill("#reader", READER)
+    page.click("#stage")  # leave the name field, so keys answer
+    for i in range(n):
+        if i == n // 2:  # close and resume half way
+            page.reload()
+            assert position(page) == f"Image {i + 1} of {n}"
+            assert page.text_content("#answered") == f"{i} answered"
+            assert page.input_value("#reader") == READER
+        assert position(page) == f"Image {i + 1} of {n}"
+        answer_current(page, i)
+        if i == 2:
+            shoot(page, shots, "2_answering")
+    assert page.text_content("#answered") == f"{n} answered"
+    assert "All images answered" in page.text_content("#done")
+
+    # go back (button and arrow key) and change one answer
+    changed = 3
+    page.click("#back")
+    for _ in range(n - 2 - changed):
+        page.keyboard.press("ArrowLeft")
+    assert position(page) == f"Image {changed + 1} of {n}"
+    old = planned_answer(changed)
+    new = ("synthetic" if old[0] == "real" else "real", 4 if old[1] != 4 else 1)
+    page.keyboard.press(new[0][0])
+    page.click(f"button.realism[data-value='{new[1]}']")
+    assert position(page) == f"Image {changed + 1} of {n}"  # changing an answer does not move on
+    shoot(page, shots, "3_changed")
+
+    page.reload()
+    assert position(page) == f"Image {changed + 1} of {n}"
+    assert page.text_content("#answered") == f"{n} answered"
+    chosen = page.eval_on_selector_all("button.chosen", "bs => bs.map(b => b.dataset.value)")
+    assert chosen == [new[0], str(new[1])]
+    assert page.evaluate("() => document.getElementById('progress-inner').style.width") == "100%"
+
+    with page.expect_download() as download_info:
+        page.click("#export")
+    download = download_info.value
+    target = tmp_path / "answers.csv"
+    download.save_as(target)
+    assert download.suggested_filename == "answers_Dr_Test_MD.csv"
+    header = target.read_text().splitlines()[0]
+    assert header == "reader,image_id,judged,realism"
+    answers = pd.read_csv(target)
+    assert (answers["reader"] == READER).all()
+    expected = {image_id: planned_answer(i) for i, image_id in enumerate(study["image_id"])}
+    expected[study["image_id"].iloc[changed]] = new
+    got = {row.image_id: (row.judged, int(row.realism)) for row in answers.itertuples()}
+    assert got == expected
+    assert list(answers["image_id"]) == list(study["image_id"])
+    assert not errors, errors
+    assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
+    context.close()
+
+    keep = os.environ.get("MRCT_READER_STUDY_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for shot in sorted(shots.glob("*.png")):
+            shutil.copy(shot, Path(keep) / shot.name)
+
+
+def test_two_studies_keep_their_answers_apart(browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers are stored per study: another questionnaire at the same place starts empty."""
+    monkeypatch.chdir(tmp_path)
+    inputs = write_finished_evaluation(tmp_path)
+    html = tmp_path / "questionnaire.html"
+    build_reader_study(**inputs, settings=ReaderStudySettings(4, "psnr"), seed=1, questionnaire=html, key=tmp_path / "k.csv")
+    page = browser.new_context().new_page()
+    page.goto(html.as_uri())
+    page.keyboard.press("r")
+    page.keyboard.press("2")
+    assert page.text_content("#answered") == "1 answered"
+    build_reader_study(**inputs, settings=ReaderStudySettings(4, "psnr"), seed=2, questionnaire=html, key=tmp_path / "k.csv")
+    page.reload()
+    assert page.text_content("#answered") == "0 answered"

@@ -15,6 +15,7 @@ include: "rules/preprocess.smk"
 include: "rules/slices.smk"
 include: "rules/models.smk"
 include: "rules/evaluate.smk"
+include: "rules/reader_study.smk"
 include: "rules/reader_study_analysis.smk"
 include: "rules/report.smk"
 

@@ -145,6 +145,7 @@ def get_final_output():
         rules.latent_summary.output.separability,
         rules.latent_joint.output.tsne,
         rules.latent_joint.output.umap,
+        *rules.reader_study.output,
         rules.report.output.html,
     ]
 
@@ -216,3 +217,10 @@ def get_reader_study_report_inputs(wildcards):
         "reader_agreement": analysis.agreement,
         "reader_note": analysis.note,
     }
+
+
+def get_reader_study_screenshots(wildcards):
+    """Screenshots of the questionnaire shown in the report (the repository's docs/img/, made by
+    tests/test_reader_study_browser.py with MRCT_READER_STUDY_SCREENSHOTS set)."""
+    folder = Path(workflow.basedir) / "docs" / "img"
+    return sorted(str(p) for p in folder.glob("reader_study_*.png"))

@@ -68,6 +68,8 @@ rule report:
         latent_plots=get_latent_plots,
         separability=rules.latent_summary.output.separability,
         fid=rules.fid.output.table,
+        reader_study_key=rules.reader_study.output.key,
+        reader_study_screenshots=get_reader_study_screenshots,
     output:
         html=report(
             "results/report.html",

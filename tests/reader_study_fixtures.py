@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image, PngImagePlugin
 from scipy import ndimage
-
 from tiny_slices import _slice_images, write_tiny_dataset
 
 MODELS = ("scratch", "skimage_photos")
@@ -71,7 +70,7 @@ def write_finished_evaluation(root: Path, n_test_patients: int = 2, n_slices: in
 
 def page_images(page: str) -> list[dict]:
     """The images of a questionnaire as its script sees them: [{"id", "src"}, ...] in order."""
-    match = re.search(r'<script id="study-data" type="application/json">(.*?)</script>', page, re.S)
+    match = re.search(r'<script id="study-data" type="application/json">(.*?)</script>', page, re.DOTALL)
     assert match, "questionnaire: no study data found"
     return json.loads(match.group(1))["images"]
 

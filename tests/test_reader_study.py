@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from reader_study_fixtures import decode_uri, page_images, write_finished_evaluation
 
+from mrct.evaluation.evaluate import read_gray_png
 from mrct.reader_study.design import (
     KEY_COLUMNS,
     ReaderStudySettings,
@@ -17,9 +19,7 @@ from mrct.reader_study.design import (
     draw_study,
     order_showings,
 )
-from mrct.evaluation import read_gray_png
 from mrct.reader_study.kit import build_reader_study
-from reader_study_fixtures import decode_uri, page_images, write_finished_evaluation
 
 
 def fake_slices(n: int, direction: str) -> pd.DataFrame:
@@ -157,6 +157,30 @@ def test_kit_rejects_images_of_another_size(tmp_path: Path, monkeypatch: pytest.
     inputs = write_finished_evaluation(tmp_path)
     for path in (tmp_path / "results/predictions/skimage_photos/mr2ct").glob("*.png"):
         Image.new("L", (20, 20)).save(path)
-    with pytest.raises(ValueError, match=r"expected every reader-study image to be \((16|20), \1\) like .*, got \((?!\1)(16|20), \2\)"):
+    message = r"expected every reader-study image to be \((16|20), \1\) like .*, got \((?!\1)(16|20), \2\)"
+    with pytest.raises(ValueError, match=message):
         build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=1,
                            questionnaire=tmp_path / "q.html", key=tmp_path / "k.csv")
+
+
+def test_report_section_shows_the_kit_but_not_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mrct.report import reader_study_counts, reader_study_kit_html
+
+    monkeypatch.chdir(tmp_path)
+    inputs = write_finished_evaluation(tmp_path)
+    key = tmp_path / "key.csv"
+    build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=1,
+                       questionnaire=tmp_path / "q.html", key=key)
+    shot = tmp_path / "reader_study_1_start.png"
+    Image.new("L", (8, 8), 128).save(shot)
+    section = reader_study_kit_html(key, [shot])
+    assert "questionnaire.html" in section and "Export answers" in section and "data/reader_study/" in section
+    assert section.count("<img") == 1
+    counts = reader_study_counts(pd.read_csv(key))
+    assert set(counts["direction"]) == {"mr2ct", "ct2mr"} and (counts["images"] == 8).all()
+    assert (counts["ground_truth"] == 4).all() and (counts["synthetic"] == 4).all() and (counts["slices"] == 4).all()
+    assert "<td>skimage_photos</td><td>4</td><td>8</td><td>4</td><td>4</td>" in section
+    table = pd.read_csv(key)
+    leaked = [v for v in [*table["image_id"], *table["patient"].unique()] if v in section]
+    assert not leaked, leaked
+    assert "No reader-study questionnaire" in reader_study_kit_html(None, [])

@@ -19,14 +19,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from reader_study_fixtures import (
+    MODELS,
+    decode_uri,
+    page_images,
+    write_finished_evaluation,
+)
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from mrct.evaluation import read_gray_png
+from mrct.evaluation.evaluate import read_gray_png
 from mrct.reader_study.design import ReaderStudySettings
 from mrct.reader_study.encoding import data_uri, encode_gray_png, png_chunks
 from mrct.reader_study.kit import build_reader_study
-from reader_study_fixtures import MODELS, decode_uri, page_images, write_finished_evaluation
 
 B64 = string.ascii_letters + string.digits + "+/"
 CHUNK_TYPES = ["IHDR", "IDAT", "IEND", "tEXt", "zTXt", "iTXt", "pHYs", "gAMA", "sRGB", "iCCP", "PLTE"]
@@ -146,7 +151,8 @@ def test_the_encoder_round_trips_and_checks_its_input() -> None:
         with Image.open(io.BytesIO(encode_gray_png(pixels))) as image:
             assert image.mode == "L"
             np.testing.assert_array_equal(np.asarray(image), pixels)
-    assert len(encode_gray_png(np.zeros((64, 64), np.uint8))) == len(encode_gray_png(rng.integers(0, 256, (64, 64), dtype=np.uint8)))
+    noise = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    assert len(encode_gray_png(np.zeros((64, 64), np.uint8))) == len(encode_gray_png(noise))
     with pytest.raises(ValueError, match="expected a 2-D uint8 image, got shape"):
         encode_gray_png(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match="dtype float64"):

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from reader_study_fixtures import write_finished_evaluation
 
-from mrct.evaluation import read_gray_png
+from mrct.evaluation.evaluate import read_gray_png
 from mrct.reader_study.design import ReaderStudySettings
 from mrct.reader_study.kit import build_reader_study
-from reader_study_fixtures import write_finished_evaluation
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,7 +35,8 @@ READER = "Dr Test, MD"  # a comma, so the export must quote the field
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium is missing: no {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the Playwright package is missing (pip install playwright)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the Playwright package is missing (pip install playwright)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield browser
@@ -162,12 +163,14 @@ def test_two_studies_keep_their_answers_apart(browser, tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     inputs = write_finished_evaluation(tmp_path)
     html = tmp_path / "questionnaire.html"
-    build_reader_study(**inputs, settings=ReaderStudySettings(4, "psnr"), seed=1, questionnaire=html, key=tmp_path / "k.csv")
+    build_reader_study(**inputs, settings=ReaderStudySettings(4, "psnr"), seed=1, questionnaire=html,
+                       key=tmp_path / "k.csv")
     page = browser.new_context().new_page()
     page.goto(html.as_uri())
     page.keyboard.press("r")
     page.keyboard.press("2")
     assert page.text_content("#answered") == "1 answered"
-    build_reader_study(**inputs, settings=ReaderStudySettings(4, "psnr"), seed=2, questionnaire=html, key=tmp_path / "k.csv")
+    build_reader_study(**inputs, settings=ReaderStudySettings(4, "psnr"), seed=2, questionnaire=html,
+                       key=tmp_path / "k.csv")
     page.reload()
     assert page.text_content("#answered") == "0 answered"

@@ -41,6 +41,7 @@ SECTIONS = {
     "fid": "Distribution distance (FID)",
     "figures": "Figures",
     "latent": "Latent space",
+    "reader_study": "Reader study",
     "reader_analysis": "Reader study: Tables V and VI",
     "runtimes": "Run times",
     "provenance": "Provenance",
@@ -68,6 +69,8 @@ class ReportInputs:
     latent_joint: list[Path] = field(default_factory=list)  # results/latent/joint_{tsne,umap}.png
     separability: Path | None = None
     benchmark_dir: Path | None = None
+    reader_study_key: Path | None = None  # results/reader_study/key.csv (only counts are shown)
+    reader_study_screenshots: list[Path] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05  # evaluate.alpha; the report rule passes the configured value
     fid: Path | None = None  # results/tables/fid.csv
@@ -298,6 +301,52 @@ def latent_section(inputs: ReportInputs) -> str:
     return "".join(latent)
 
 
+#: Captions of the screenshots in docs/img/ (tests/test_reader_study_browser.py makes them).
+SCREENSHOT_CAPTIONS = {
+    "reader_study_1_start": "the first image, nothing answered yet",
+    "reader_study_2_answering": "answering with the keyboard (R/S, 1-4); the progress bar fills",
+    "reader_study_3_changed": "back at an earlier image, its answer changed, after a reload",
+}
+
+
+def reader_study_counts(key: pd.DataFrame) -> pd.DataFrame:
+    """Per direction: the model shown, slices drawn, images, ground-truth and synthetic images."""
+    return (key.groupby(["direction", "model"])
+            .agg(slices=("slice", lambda s: len(s) // 2), images=("image_id", "size"),
+                 ground_truth=("truth", lambda t: int((t == "real").sum())),
+                 synthetic=("truth", lambda t: int((t == "synthetic").sum())))
+            .reset_index())
+
+
+def reader_study_kit_html(key: Path | None, screenshots: list[Path],
+                          answers_dir: str = "data/reader_study") -> str:
+    """How to run the blinded reader study, what the questionnaire holds, and how it looks.
+
+    Only counts and the model per direction come from the key: the report may be read by the
+    readers, so which image is which never appears here.
+    """
+    if key is None or not Path(key).is_file():
+        return "<p>No reader-study questionnaire was made (rule <code>reader_study</code>).</p>"
+    table = pd.read_csv(key)
+    counts = reader_study_counts(table)
+    steps = (
+        "<ol><li>Give each reader <code>results/reader_study/questionnaire.html</code> (one file: it "
+        "opens in any browser, from a USB stick, with no network).</li>"
+        "<li>The reader types their name, then judges every image: <b>R</b>/<b>S</b> for real or "
+        "synthetic, <b>1</b>-<b>4</b> for realism, arrows to move. Answers are kept in the browser, "
+        "so the page can be closed and resumed.</li>"
+        "<li>At the end the reader presses <i>Export answers</i> and hands in the CSV file "
+        "(<code>reader,image_id,judged,realism</code>).</li>"
+        f"<li>Put every answers file in <code>{html.escape(answers_dir)}/</code> and run the workflow "
+        "again: the analysis joins them with the key "
+        "(<code>results/reader_study/key.csv</code>, never shown to readers).</li></ol>"
+    )
+    shots = "".join(image_tag(p, "The questionnaire: " + SCREENSHOT_CAPTIONS.get(Path(p).stem, Path(p).stem))
+                    for p in screenshots)
+    return (f"<p>{len(table)} images in random order; every slice is shown twice, once as ground truth and "
+            "once as the model's output, far apart.</p>" + frame_to_html(counts) + steps + shots)
+
+
 def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
@@ -319,6 +368,7 @@ def build_report(inputs: ReportInputs) -> str:
         body["reader_analysis"] = reader_analysis_section(inputs.reader_analysis)
     body["figures"] = "".join(image_tag(p) for p in inputs.figures) or "<p>No figures.</p>"
     body["latent"] = latent_section(inputs)
+    body["reader_study"] = reader_study_kit_html(inputs.reader_study_key, inputs.reader_study_screenshots)
     runtimes = runtime_table(inputs.benchmark_dir)
     body["runtimes"] = frame_to_html(runtimes) if len(runtimes) else "<p>No benchmark files found.</p>"
     body["provenance"] = provenance(inputs.config)

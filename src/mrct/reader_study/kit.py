@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from mrct.atomic import write_text_atomic
-from mrct.evaluation import TARGET_COLUMN, read_gray_png
-from mrct.manifest import read_manifest, test_split_rows
-from mrct.metrics import HIGHER_IS_BETTER
-from mrct.reader_study.design import KEY_COLUMNS, ReaderStudySettings, choose_model, draw_study
+from mrct.evaluation.evaluate import TARGET_COLUMN, read_gray_png
+from mrct.evaluation.metrics import HIGHER_IS_BETTER
+from mrct.io.atomic import write_text_atomic
+from mrct.reader_study.design import (
+    KEY_COLUMNS,
+    ReaderStudySettings,
+    choose_model,
+    draw_study,
+)
 from mrct.reader_study.encoding import data_uri, encode_gray_png
 from mrct.reader_study.page import render_questionnaire
+from mrct.slices.manifest import read_manifest, test_split_rows
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,8 @@ def choose_models(metric_tables: Mapping[str, str | Path], settings: ReaderStudy
     for direction, path in metric_tables.items():
         table = pd.read_csv(path)
         if settings.model is None and settings.metric not in HIGHER_IS_BETTER:
-            raise ValueError(f"reader_study.metric: expected one of {sorted(HIGHER_IS_BETTER)}, got {settings.metric!r}")
+            raise ValueError(f"reader_study.metric: expected one of {sorted(HIGHER_IS_BETTER)}, "
+                             f"got {settings.metric!r}")
         chosen[direction] = choose_model(table, settings.metric, settings.model, path,
                                          HIGHER_IS_BETTER.get(settings.metric, True))
         log.info("reader study, %s: model %s", direction, chosen[direction])

@@ -1,0 +1,18 @@
+"""Entry point of rule reader_study: the blinded questionnaire and its key."""
+
+from mrct.io.joblog import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from mrct.reader_study.kit import build_reader_study, settings_from_config
+
+inputs, output, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+build_reader_study(
+    manifest_path=inputs.manifest,
+    metric_tables={"mr2ct": inputs.mr2ct, "ct2mr": inputs.ct2mr},
+    prediction_dirs=list(inputs.predictions),
+    settings=settings_from_config(params.settings),
+    seed=int(params.seed),
+    questionnaire=output.questionnaire,
+    key=output.key,
+)

@@ -74,7 +74,7 @@ def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.
     shots = tmp_path / "shots"
     shots.mkdir()
 
-    context = browser.new_context(accept_downloads=True, viewport={"width": 900, "height": 760})
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 800})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -89,6 +89,7 @@ def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.
     assert style == ["pixelated", "none"]
     width = page.evaluate("() => document.getElementById('slice').width")
     assert width % 32 == 0 and width >= 32 * 8
+    assert page.evaluate("() => document.body.scrollHeight <= window.innerHeight")  # all in view
     decoded = page.evaluate("""() => { const img = document.getElementById('slice');
         const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
         const g = c.getContext('2d'); g.drawImage(img, 0, 0);

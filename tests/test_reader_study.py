@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from reader_study_fixtures import decode_uri, page_images, write_finished_evaluation
 
-from mrct.evaluation.evaluate import read_gray_png
+from mrct.io.png import read_gray_png
 from mrct.reader_study.design import (
     KEY_COLUMNS,
     ReaderStudySettings,

@@ -28,7 +28,7 @@ from reader_study_fixtures import (
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from mrct.evaluation.evaluate import read_gray_png
+from mrct.io.png import read_gray_png
 from mrct.reader_study.design import ReaderStudySettings
 from mrct.reader_study.encoding import data_uri, encode_gray_png, png_chunks
 from mrct.reader_study.kit import build_reader_study

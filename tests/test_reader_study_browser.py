@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from reader_study_fixtures import write_finished_evaluation
 
-from mrct.evaluation.evaluate import read_gray_png
+from mrct.io.png import read_gray_png
 from mrct.reader_study.design import ReaderStudySettings
 from mrct.reader_study.kit import build_reader_study
 

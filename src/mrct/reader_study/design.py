@@ -22,8 +22,6 @@ import pandas as pd
 
 #: Columns of key.csv (interface: the analysis reads them).
 KEY_COLUMNS = ["image_id", "truth", "direction", "model", "patient", "slice"]
-#: The modality a direction's output is shown as.
-MODALITY = {"mr2ct": "ct", "ct2mr": "mr"}
 ID_BYTES = 6  # 12 hex characters: collisions are re-drawn, and 2**48 leaves nothing to guess
 
 

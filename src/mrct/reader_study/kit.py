@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mrct.evaluation.evaluate import TARGET_COLUMN, read_gray_png
 from mrct.evaluation.metrics import HIGHER_IS_BETTER
 from mrct.io.atomic import write_text_atomic
+from mrct.io.png import read_gray_png
 from mrct.reader_study.design import (
     KEY_COLUMNS,
     ReaderStudySettings,
@@ -23,7 +23,7 @@ from mrct.reader_study.design import (
 )
 from mrct.reader_study.encoding import data_uri, encode_gray_png
 from mrct.reader_study.page import render_questionnaire
-from mrct.slices.manifest import read_manifest, test_split_rows
+from mrct.slices.manifest import DIRECTIONS, read_manifest, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,8 @@ def prediction_dirs_by_key(dirs: Iterable[str | Path]) -> dict[tuple[str, str], 
 
 def candidate_slices(manifest: pd.DataFrame, direction: str, prediction_dir: Path) -> pd.DataFrame:
     """Test slices with their ground truth and the model's output (same file name)."""
-    rows = test_split_rows(manifest)
-    if rows.empty:
-        raise ValueError("manifest: expected test slices for the reader study, got none")
-    real = rows[TARGET_COLUMN[direction]].astype(str)
+    rows = split_rows(manifest, "test")
+    real = rows[DIRECTIONS[direction].target_column].astype(str)
     synthetic = [prediction_dir / Path(p).name for p in real]
     missing = [str(p) for p in synthetic if not p.is_file()]
     if missing:

@@ -4,10 +4,10 @@
 # Reads every answers CSV in reader_study.answers_dir present when the DAG is built (an added file
 # changes the input set, so the next run redoes the analysis). With no answers it still runs and
 # writes empty tables and a note saying how to run the study.
-# The key is written by rule reader_study (the questionnaire kit).
+# The key is written by rule reader_study (the questionnaire kit, rules/reader_study.smk).
 rule reader_study_analysis:
     input:
-        key="results/reader_study/key.csv",
+        key=rules.reader_study.output.key,
         answers=get_reader_answers,
     output:
         table_v=report(

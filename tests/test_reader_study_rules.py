@@ -66,25 +66,12 @@ def test_fid_plans_the_inception_download_only_when_asked(tmp_path: Path) -> Non
     assert {"fid", "download_inception"} <= jobs
 
 
-def test_report_asks_for_the_analysis_once_the_kit_rule_exists(tmp_path: Path) -> None:
-    """A placeholder for the questionnaire kit's rule (test fixture only): with it in the
-    workflow, the report depends on the reader-study tables; without it, it does not."""
+def test_report_asks_for_the_kit_and_the_analysis(tmp_path: Path) -> None:
+    """With the questionnaire kit's rule in the workflow, the report depends on the key (the kit
+    section) and on the reader-study tables (the analysis section)."""
     workdir = tw.write_workdir(tmp_path / "work", tw.tiny_config())
-    plain = {job.rule for job in tw.dry_run(workdir, "results/report.html")}
-    assert "reader_study_analysis" not in plain and "fid" in plain
-    snakefile = workdir / "Snakefile_with_kit"
-    snakefile.write_text(
-        f'include: "{tw.SNAKEFILE}"\n\n\n'
-        "rule reader_study:\n"
-        "    output:\n"
-        '        key="results/reader_study/key.csv",\n'
-        "    shell:\n"
-        '        "touch {output.key}"\n'
-    )
-    result = tw.subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "--dry-run", "--cores", "1",
-         "results/report.html"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = tw.snakemake(workdir, "--dry-run", "--cores", "1", "results/report.html")
     assert "rule reader_study_analysis:" in result.stdout and "rule reader_study:" in result.stdout
     report_block = result.stdout[result.stdout.index("rule report:"):]
-    assert "results/reader_study/table_vi.csv" in report_block.split("output:")[0]
+    report_inputs = report_block.split("output:")[0]
+    assert "results/reader_study/table_vi.csv" in report_inputs and "results/reader_study/key.csv" in report_inputs

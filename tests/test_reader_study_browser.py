@@ -2,7 +2,8 @@
 
 A reader answers every image (half by keyboard, half by mouse), reloads the page half way and
 resumes, goes back once and changes an answer, reloads again and finds every answer kept, then
-exports the CSV. The CSV must hold exactly what was answered, in the interface's columns.
+exports the CSV. The CSV must hold exactly what was answered, in the interface's columns, and
+the analysis (mrct.reader_study.analysis) must read it as it is.
 
 Playwright's own browser download is never used (``playwright install`` fetches from the
 internet); the test launches /usr/bin/chromium and is skipped, naming the missing part, when
@@ -22,6 +23,7 @@ import pytest
 from reader_study_fixtures import write_finished_evaluation
 
 from mrct.io.png import read_gray_png
+from mrct.reader_study.analysis import read_all_answers, read_key, table_vi
 from mrct.reader_study.design import ReaderStudySettings
 from mrct.reader_study.kit import build_reader_study
 
@@ -148,6 +150,12 @@ def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.
     got = {row.image_id: (row.judged, int(row.realism)) for row in answers.itertuples()}
     assert got == expected
     assert list(answers["image_id"]) == list(study["image_id"])
+    # the analysis reads the exported file as it is: accuracy per direction as answered
+    key_table = read_key(key)
+    table = table_vi(read_all_answers([target], key_table, key), key_table).set_index("direction")
+    for direction, own in study.groupby("direction"):
+        hits = [expected[row.image_id][0] == row.truth for row in own.itertuples()]
+        assert table.loc[direction, "accuracy"] == pytest.approx(sum(hits) / len(hits))
     assert not errors, errors
     assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
     context.close()

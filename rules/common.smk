@@ -57,6 +57,13 @@ def get_raw_image(modality):
     return inner
 
 
+def get_evaluation_mask(wildcards):
+    """SynthRAD2023's own mask.nii.gz (the challenge's evaluation mask); none for other sources."""
+    if DATASET == "synthrad2023":
+        return f"data/raw/synthrad2023/{wildcards.patient}/mask.nii.gz"
+    return []
+
+
 def get_bias_settings():
     """Settings of the chosen bias-correction method only, so tuning N3 does not rerun N4."""
     method = config["preprocess"]["bias_correction"]

@@ -299,3 +299,17 @@ def test_summary_over_patients():
     assert "**93.0 ± 4.2**" in md and "| scratch |" in md
     with pytest.raises(ValueError, match="style_monet"):
         summarize_volumes(volumes, ["style_monet"])
+
+
+def test_ssim_on_the_mask_box_equals_the_whole_array():
+    # A small head far from the faces of a large field of view (the map is computed on its box
+    # only) and one touching two faces (the box is clamped there): both equal the whole-array
+    # reference computation.
+    rng = np.random.default_rng(3)
+    ct = rng.normal(0, 400, (30, 60, 50))
+    sct = ct + rng.normal(0, 80, ct.shape)
+    for region in [(slice(9, 17), slice(20, 33), slice(12, 30)), (slice(0, 12), slice(40, 60), slice(5, 20))]:
+        mask = np.zeros(ct.shape, bool)
+        mask[region] = True
+        got = hu_metrics(sct, ct, mask, CLIP)["hu_ssim"]
+        assert got == pytest.approx(synthrad_reference(ct, sct, mask)["ssim_hu"], rel=1e-9)

@@ -110,6 +110,7 @@ def test_the_same_config_gives_the_same_tables(finished_run: Path, tmp_path: Pat
     # must write the same bytes.
     workdir = tw.write_workdir(tmp_path, CONFIG)
     tables = [f"results/tables/metrics_{direction}.csv" for direction in ("mr2ct", "ct2mr")]
+    tables.append("results/tables/metrics_volumes.csv")
     tw.snakemake(workdir, "--cores", "2", *tables, timeout=900)
     for table in tables:
         assert (workdir / table).read_bytes() == (finished_run / table).read_bytes(), table

@@ -96,8 +96,11 @@ def get_excluded_patients():
         read_registration_qa,
     )
 
-    table = checkpoints.registration_qa_table.get().output.table
     keep = config["preprocess"]["registration_qa"]["keep_flagged"]
+    if keep:
+        # Nothing is left out: no need to wait for the QA table (nor to read it).
+        return set()
+    table = checkpoints.registration_qa_table.get().output.table
     return set(excluded_patients(read_registration_qa(table), keep))
 
 
@@ -157,7 +160,9 @@ def get_test_patients():
         get_patients(), config["split"]["train_fraction"], config["seed"]
     )
     excluded = get_excluded_patients()
-    return sorted(p for p, side in split.items() if side == "test" and p not in excluded)
+    return sorted(
+        p for p, side in split.items() if side == "test" and p not in excluded
+    )
 
 
 def get_volume_metric_inputs(wildcards):

@@ -60,7 +60,7 @@ def make_data(root: Path, n_models: int, n_slices: int, size: int, seed: int = 0
 
 def _one(args: tuple[str, pd.DataFrame, Path]) -> int:
     model, manifest, root = args
-    slices, _ = evaluate_model(model, manifest, root / "pred" / model, [-1024.0, 3000.0])
+    slices = evaluate_model(model, manifest, root / "pred" / model, [-1024.0, 3000.0])
     return len(slices)
 
 

@@ -57,6 +57,13 @@ def get_raw_image(modality):
     return inner
 
 
+def get_evaluation_mask(wildcards):
+    """SynthRAD2023's own mask.nii.gz (the challenge's evaluation mask); none for other sources."""
+    if DATASET == "synthrad2023":
+        return f"data/raw/synthrad2023/{wildcards.patient}/mask.nii.gz"
+    return []
+
+
 def get_bias_settings():
     """Settings of the chosen bias-correction method only, so tuning N3 does not rerun N4."""
     method = config["preprocess"]["bias_correction"]
@@ -89,8 +96,11 @@ def get_excluded_patients():
         read_registration_qa,
     )
 
-    table = checkpoints.registration_qa_table.get().output.table
     keep = config["preprocess"]["registration_qa"]["keep_flagged"]
+    if keep:
+        # Nothing is left out: no need to wait for the QA table (nor to read it).
+        return set()
+    table = checkpoints.registration_qa_table.get().output.table
     return set(excluded_patients(read_registration_qa(table), keep))
 
 
@@ -125,10 +135,53 @@ def get_train_settings(wildcards):
     return {k: v for k, v in settings.items() if k not in RESULT_FREE}
 
 
+# Synthetic volume file name (sct, smr) -> the direction that makes it.
+SYNTHETIC_DIRECTION = {f"s{d.target}": name for name, d in DIRECTION_TABLE.items()}
+
+
+def get_translation_generator(wildcards):
+    direction = SYNTHETIC_DIRECTION[wildcards.synthetic]
+    return getattr(rules.train.output, f"g_{direction}").format(model=wildcards.model)
+
+
 def get_translation_source(wildcards):
-    """The registered volume a translation starts from: MR for mr2ct, CT for ct2mr."""
-    modality = DIRECTION_TABLE[wildcards.direction].source
+    """The registered volume a translation starts from: MR for the sCT, CT for the sMR."""
+    modality = DIRECTION_TABLE[SYNTHETIC_DIRECTION[wildcards.synthetic]].source
     return getattr(rules.register.output, modality).format(patient=wildcards.patient)
+
+
+def get_test_patients():
+    """The test patients, from the same seeded function as rule split (slices.split.assign_split)
+    less those registration QA leaves out, so that the per-patient volume jobs are known when the
+    DAG is built; rule evaluate_volumes checks them against the manifest."""
+    from mrct.slices.split import assign_split
+
+    split = assign_split(
+        get_patients(), config["split"]["train_fraction"], config["seed"]
+    )
+    excluded = get_excluded_patients()
+    return sorted(
+        p for p, side in split.items() if side == "test" and p not in excluded
+    )
+
+
+def get_volume_metric_inputs(wildcards):
+    """Synthetic CT, registered CT and body mask of every test patient, in one patient order."""
+    patients = get_test_patients()
+    return {
+        "sct": expand(
+            rules.translate_volume.output.volume,
+            model=wildcards.model,
+            patient=patients,
+            synthetic="sct",
+        ),
+        "ct": expand(rules.register.output.ct, patient=patients),
+        "body_mask": expand(rules.register.output.body_mask, patient=patients),
+    }
+
+
+def get_volume_metric_tables(wildcards):
+    return expand(rules.evaluate_volumes.output.volumes, model=MODELS)
 
 
 def get_metric_tables(wildcards):
@@ -142,16 +195,13 @@ def get_final_output():
         *expand(rules.train.output, model=MODELS),
         *get_prediction_dirs(None),
         *rules.tables.output,
+        *rules.tables_volumes.output,
         rules.latent_summary.output.separability,
         rules.latent_joint.output.tsne,
         rules.latent_joint.output.umap,
         *rules.reader_study.output,
         rules.report.output.html,
     ]
-
-
-def get_patient_metric_tables(wildcards):
-    return expand(rules.evaluate.output.patients, model=MODELS)
 
 
 def get_prediction_dirs(wildcards):

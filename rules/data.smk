@@ -54,8 +54,8 @@ rule verify_dataset:
         "../scripts/verify_dataset.py"
 
 
-# One job per patient, so that patients unpack in parallel, only from a verified archive; each
-# member's CRC-32 is checked on extraction.
+# One job per patient (MR, CT and the challenge's mask), so that patients unpack in parallel,
+# only from a verified archive; each member's CRC-32 is checked on extraction.
 rule unpack_dataset:
     input:
         archive="data/raw/synthrad2023/Task1.zip",
@@ -63,6 +63,8 @@ rule unpack_dataset:
     output:
         mr="data/raw/synthrad2023/{patient}/mr.nii.gz",
         ct="data/raw/synthrad2023/{patient}/ct.nii.gz",
+        # The challenge's evaluation mask: the mask of the HU metrics (see rule register).
+        mask="data/raw/synthrad2023/{patient}/mask.nii.gz",
     log:
         "logs/unpack_dataset/{patient}.log",
     benchmark:

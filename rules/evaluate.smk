@@ -8,7 +8,6 @@ rule evaluate:
         ct2mr=rules.predict.output.ct2mr,
     output:
         slices="results/metrics/{model}.csv",
-        patients="results/metrics/{model}_patients.csv",
     log:
         "logs/evaluate/{model}.log",
     benchmark:
@@ -24,10 +23,55 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+# SynthRAD2023 HU metrics of each test patient's whole synthetic CT volume (float HU, CT grid,
+# body mask). The test patients are known when the DAG is built (get_test_patients); the script
+# checks them against the manifest.
+rule evaluate_volumes:
+    input:
+        unpack(get_volume_metric_inputs),
+        manifest=rules.split.output.manifest,
+    output:
+        volumes="results/metrics/{model}_volumes.csv",
+    log:
+        "logs/evaluate_volumes/{model}.log",
+    benchmark:
+        "benchmarks/out/evaluate_volumes/{model}.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        hu_clip=config["evaluate"]["hu_clip"],
+    script:
+        "../scripts/evaluate_volumes.py"
+
+
+rule tables_volumes:
+    input:
+        volumes=get_volume_metric_tables,
+    output:
+        csv=report(
+            "results/tables/metrics_volumes.csv",
+            caption="../report/metrics_volumes.rst",
+            category="Tables",
+            labels={"direction": "mr2ct volumes"},
+        ),
+        md="results/tables/metrics_volumes.md",
+    log:
+        "logs/tables_volumes/tables_volumes.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        models=MODELS,
+    script:
+        "../scripts/tables_volumes.py"
+
+
 rule tables:
     input:
         slices=get_metric_tables,
-        patients=get_patient_metric_tables,
     output:
         mr2ct_csv=report(
             "results/tables/metrics_mr2ct.csv",

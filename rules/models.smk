@@ -115,22 +115,25 @@ rule predict:
         "../scripts/predict.py"
 
 
-# On demand (not in rule all), e.g.
-#   snakemake results/translated/scratch/demo01_mr2ct.nii.gz
-# A whole registered volume translated slice by slice, in HU (mr2ct) or MR units (ct2mr), with
-# the input's geometry; the intensity windows are those of the patient in the manifest.
+# A whole registered volume translated slice by slice, with the CT's grid and geometry: the
+# synthetic CT in HU (sct, mr2ct) of every test patient is made for the volume metrics (rule
+# evaluate_volumes, in rule all); the synthetic MR (smr, ct2mr) only on demand, e.g.
+#   snakemake results/translations/scratch/demo01/smr.nii.gz
+# The intensity windows are those of the patient in the manifest.
 # train.device is read through mrct.io.joblog.untracked_setting (see rule train).
 rule translate_volume:
     input:
         manifest=rules.split.output.manifest,
-        generator="results/models/{model}/G_{direction}.pth",
+        generator=get_translation_generator,
         volume=get_translation_source,
     output:
-        volume="results/translated/{model}/{patient}_{direction}.nii.gz",
+        volume="results/translations/{model}/{patient}/{synthetic}.nii.gz",
     log:
-        "logs/translate_volume/{model}/{patient}_{direction}.log",
+        "logs/translate_volume/{model}/{patient}_{synthetic}.log",
     benchmark:
-        "benchmarks/out/translate_volume/{model}/{patient}_{direction}.tsv"
+        "benchmarks/out/translate_volume/{model}/{patient}_{synthetic}.tsv"
+    wildcard_constraints:
+        synthetic="sct|smr",
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -138,6 +141,7 @@ rule translate_volume:
         gpu=1,
         mem_mb=4000,
     params:
+        direction=lambda wildcards: SYNTHETIC_DIRECTION[wildcards.synthetic],
         batch_size=8,
     script:
         "../scripts/translate_volume.py"

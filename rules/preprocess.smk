@@ -36,10 +36,12 @@ rule register:
         mr=rules.bias_correct.output.mr,
         mr_mask=rules.bias_correct.output.mask,
         ct=get_raw_image("ct"),
+        evaluation_mask=get_evaluation_mask,
     output:
         mr="results/preprocessed/{patient}/mr.nii.gz",
         ct="results/preprocessed/{patient}/ct.nii.gz",
         mask="results/preprocessed/{patient}/mask.nii.gz",
+        body_mask="results/preprocessed/{patient}/body_mask.nii.gz",
         transform="results/preprocessed/{patient}/mr_to_ct.tfm",
         qa=report(
             "results/preprocessed/{patient}/qa.png",

@@ -57,6 +57,7 @@ rule report:
         mr2ct=rules.tables.output.mr2ct_csv,
         ct2mr=rules.tables.output.ct2mr_csv,
         significance=rules.tables.output.significance_csv,
+        volumes=rules.tables_volumes.output.csv,
         qa=get_registration_qa,
         registration_qa=rules.registration_qa_table.output.table,
         figures=rules.figures.output,

@@ -16,4 +16,6 @@ register_files(
     snakemake.params.head_threshold_hu,
     snakemake.params.seed,
     snakemake.wildcards.patient,
+    # SynthRAD2023's own evaluation mask; absent (an empty input) for other sources.
+    evaluation_mask_path=snakemake.input.get("evaluation_mask") or None,
 )

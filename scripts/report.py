@@ -13,6 +13,7 @@ report_inputs = ReportInputs(
     manifest=Path(inputs.manifest),
     metric_tables={"MR → CT": Path(inputs.mr2ct), "CT → MR": Path(inputs.ct2mr)},
     significance=Path(inputs.significance),
+    volumes=Path(inputs.volumes),
     qa_images=[Path(p) for p in inputs.qa],
     registration_qa=Path(inputs.registration_qa),
     figures=[Path(p) for p in inputs.figures],

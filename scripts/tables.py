@@ -12,9 +12,8 @@ from mrct.slices.manifest import DIRECTIONS  # noqa: E402
 out = snakemake.output  # noqa: F821
 models = list(snakemake.params.models)  # noqa: F821
 slices = read_metric_tables(snakemake.input.slices)  # noqa: F821
-patients = read_metric_tables(snakemake.input.patients)  # noqa: F821
 for direction in DIRECTIONS:
-    table = summarize(slices, models, direction, patients)
+    table = summarize(slices, models, direction)
     write_direction_tables(table, direction, *(getattr(out, f"{direction}_{ext}") for ext in ("csv", "md", "tex")))
 params = snakemake.params  # noqa: F821
 significance = significance_table(slices, models, alpha=params.alpha, seed=params.seed, n_bootstrap=params.n_bootstrap)

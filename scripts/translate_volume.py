@@ -14,7 +14,7 @@ from mrct.io.device import resolve_device  # noqa: E402
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 translate_volume(
     Path(snakemake.input.generator).parent,  # noqa: F821
-    snakemake.wildcards.direction,  # noqa: F821
+    snakemake.params.direction,  # noqa: F821
     snakemake.input.volume,  # noqa: F821
     snakemake.output.volume,  # noqa: F821
     manifest=snakemake.input.manifest,  # noqa: F821

@@ -1,4 +1,4 @@
-"""Entry point of rule unpack_dataset: extract one patient's MR and CT from the SynthRAD2023 archive."""
+"""Entry point of rule unpack_dataset: extract one patient's MR, CT and mask from the SynthRAD2023 archive."""
 
 from pathlib import Path
 
@@ -8,9 +8,14 @@ log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 from mrct.sources.synthrad import extract_patient  # noqa: E402
 
-extract_patient(
+written = extract_patient(
     snakemake.input.archive,  # noqa: F821
     snakemake.params.region,  # noqa: F821
     snakemake.wildcards.patient,  # noqa: F821
     Path(snakemake.output.mr).parent,  # noqa: F821
 )
+if "mask" not in written:
+    raise ValueError(
+        f"{snakemake.input.archive}: patient {snakemake.wildcards.patient!r} has no mask.nii.gz; "  # noqa: F821
+        "expected the challenge's evaluation mask beside mr.nii.gz and ct.nii.gz (the HU metrics use it)"
+    )

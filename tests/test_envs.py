@@ -36,7 +36,8 @@ EXPECTED_ENV = {
          "register", "extract_slices", "split"], "data.yaml"),
     **dict.fromkeys(
         ["pretrain_photos", "train", "predict", "translate_volume", "latent"], "torch.yaml"),
-    **dict.fromkeys(["evaluate", "tables", "figures", "report"], "report.yaml"),
+    **dict.fromkeys(["evaluate", "evaluate_volumes", "tables", "tables_volumes", "figures", "report"],
+                    "report.yaml"),
 }
 
 RULE_HEADER = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.MULTILINE)

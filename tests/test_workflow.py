@@ -84,12 +84,33 @@ def test_every_test_slice_is_predicted_in_both_directions(finished_run: Path) ->
             assert sorted(p.name for p in folder.glob("*.png")) == sorted(Path(p).name for p in test[column])
 
 
+def test_every_test_patient_has_a_synthetic_ct_and_volume_metrics(finished_run: Path) -> None:
+    import numpy as np
+    import SimpleITK as sitk
+
+    manifest = pd.read_csv(finished_run / "results" / "slices" / "manifest.csv")
+    test_patients = sorted(set(manifest.loc[manifest["split"] == "test", "patient"]))
+    for model in MODELS:
+        volumes = pd.read_csv(finished_run / "results" / "metrics" / f"{model}_volumes.csv")
+        assert sorted(volumes["patient"]) == test_patients
+        assert np.isfinite(volumes[["mae_hu", "psnr_hu", "ssim_hu"]].to_numpy()).all()
+        for patient in test_patients:
+            sct = sitk.ReadImage(str(finished_run / "results" / "translations" / model / patient / "sct.nii.gz"))
+            ct = sitk.ReadImage(str(finished_run / "results" / "preprocessed" / patient / "ct.nii.gz"))
+            assert sct.GetSize() == ct.GetSize()
+            np.testing.assert_allclose(sct.GetOrigin(), ct.GetOrigin(), atol=1e-4)
+            np.testing.assert_allclose(sct.GetSpacing(), ct.GetSpacing(), atol=1e-5)
+    table = pd.read_csv(finished_run / "results" / "tables" / "metrics_volumes.csv")
+    assert list(table["model"]) == MODELS and (table["n_patients"] == len(test_patients)).all()
+
+
 def test_the_same_config_gives_the_same_tables(finished_run: Path, tmp_path: Path) -> None:
     # Seeds in the config and fixed thread counts where sums depend on them: a second run in a
     # new directory redoes demo data, N4, registration, slices, training and evaluation, and
     # must write the same bytes.
     workdir = tw.write_workdir(tmp_path, CONFIG)
     tables = [f"results/tables/metrics_{direction}.csv" for direction in ("mr2ct", "ct2mr")]
+    tables.append("results/tables/metrics_volumes.csv")
     tw.snakemake(workdir, "--cores", "2", *tables, timeout=900)
     for table in tables:
         assert (workdir / table).read_bytes() == (finished_run / table).read_bytes(), table

@@ -29,6 +29,7 @@ from mrct.evaluation.tables import (
     short_label,
 )
 from mrct.io.atomic import write_text_atomic
+from mrct.evaluation.volumes import volume_table_cells
 from mrct.preprocess.registration_qa import read_registration_qa
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ SECTIONS = {
     "data": "Data and split",
     "preprocessing": "Preprocessing QA",
     "tables": "Metric tables",
+    "volumes": "HU metrics on whole volumes",
     "significance": "Significance against scratch",
     "fid": "Distribution distance (FID)",
     "figures": "Figures",
@@ -61,6 +63,7 @@ class ReportInputs:
     manifest: Path
     metric_tables: dict[str, Path]  # direction -> results/tables/metrics_{direction}.csv
     significance: Path
+    volumes: Path | None = None  # results/tables/metrics_volumes.csv
     qa_images: list[Path] = field(default_factory=list)
     registration_qa: Path | None = None  # results/preprocessed/registration_qa.csv
     figures: list[Path] = field(default_factory=list)
@@ -137,8 +140,8 @@ def ranking_line(table: pd.DataFrame) -> str:
 
 
 TABLES_NOTE = (
-    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. Vol. = per-patient re-stacked "
-    "volume. <b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
+    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. HU columns: per slice, from the "
+    "8-bit PNGs (whole volumes: next section). <b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
     "that they can be compared with the study's tables, but on a padded slice most of the image is air: "
     "a UQI window that is 0 in both images scores 1 and one that is 0 in the ground truth and 1 in the "
     "prediction scores 0, so a background offset of a single gray level moves whole-slice UQI (and, less, "
@@ -174,6 +177,28 @@ def significance_html(table: pd.DataFrame, alpha: float) -> str:
                  + frame_to_html(per_slice[[c for c in shown if c not in ("ci_low", "ci_high")] + ["n_patients"]])
                  + "</details>")
     return body
+
+
+VOLUMES_NOTE = (
+    "<p>MR → CT per test patient on the whole synthetic CT volume (every axial slice of the registered MR "
+    "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
+    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to [-1024, 3000] HU. Mean ± sample STD "
+    "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
+    "from the 8-bit PNGs instead (windowed and quantised).</p>"
+)
+
+
+def volumes_section(path: Path | None) -> str:
+    if path is None:
+        return "<p>No volume metrics.</p>"
+    header, rows = volume_table_cells(pd.read_csv(path))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td><b>{html.escape(t)}</b></td>" if best else f"<td>{html.escape(t)}</td>"
+                         for t, best in cells) + "</tr>"
+        for cells in rows
+    )
+    return VOLUMES_NOTE + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def data_section(manifest: pd.DataFrame) -> str:
@@ -361,6 +386,7 @@ def build_report(inputs: ReportInputs) -> str:
         f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()
     ) + TABLES_NOTE
+    body["volumes"] = volumes_section(inputs.volumes)
     body["significance"] = significance_html(pd.read_csv(inputs.significance), inputs.alpha)
     if inputs.fid is not None:
         body["fid"] = fid_section(inputs.fid)

@@ -35,20 +35,20 @@ def prediction_path(pred_root: str | Path, direction: str, ground_truth_png: str
     return Path(pred_root) / direction / Path(ground_truth_png).name
 
 
-def evaluate_model(
-    model: str, manifest: pd.DataFrame, pred_root: str | Path, hu_clip: Sequence[float]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-slice metrics (both directions) and per-patient HU metrics of one model.
+def evaluate_model(model: str, manifest: pd.DataFrame, pred_root: str | Path, hu_clip: Sequence[float]) -> pd.DataFrame:
+    """Per-slice metrics of one model, both directions; ``pred_root`` holds ``mr2ct/`` and ``ct2mr/``.
 
-    ``pred_root`` holds ``mr2ct/`` and ``ct2mr/``. Returns (slices, patients) tables. Every 8-bit
-    metric comes twice: over the whole slice (as the study) and inside the slice's head mask
-    (``*_masked``, see :mod:`mrct.evaluation.metrics`); both directions use the same mask (MR is on
-    the CT grid).
+    Every 8-bit metric comes twice: over the whole slice (as the study) and inside the slice's head
+    mask (``*_masked``, see :mod:`mrct.evaluation.metrics`); both directions use the same mask (MR is
+    on the CT grid).
+
+    The HU columns (MR->CT) are per slice, from the 8-bit PNGs mapped back to HU with the
+    manifest's CT window: they cannot see beyond that window nor below its gray-level step. The
+    whole-volume HU metrics in float HU are :mod:`mrct.evaluation.volumes`'s.
     """
     rows = split_rows(manifest, "test")
     masks = [read_gray_png(row.mask_png) > 127 for row in rows.itertuples(index=False)]
     records = []
-    volumes: dict[str, dict[str, list[np.ndarray]]] = {}
     for direction in DIRECTIONS:
         refs, preds = [], []
         for row, mask in zip(rows.itertuples(index=False), masks, strict=True):
@@ -72,24 +72,8 @@ def evaluate_model(
                 pred_hu = from_uint8(pred, row.ct_lo_hu, row.ct_hi_hu)
                 ref_hu = from_uint8(ref, row.ct_lo_hu, row.ct_hi_hu)
                 record.update(hu_metrics(pred_hu, ref_hu, mask, hu_clip))
-                stack = volumes.setdefault(row.patient, {"pred": [], "ref": [], "mask": []})
-                stack["pred"].append(pred_hu)
-                stack["ref"].append(ref_hu)
-                stack["mask"].append(mask)
             else:
                 record.update(dict.fromkeys(HU_METRICS, np.nan))
             records.append(record)
         log.info("%s %s: %d slices evaluated", model, direction, len(preds))
-    slices = pd.DataFrame.from_records(records, columns=[*SLICE_KEYS, *IMAGE_METRICS, *MASKED_METRICS, *HU_METRICS])
-    return slices, patient_hu_metrics(model, volumes, hu_clip)
-
-
-def patient_hu_metrics(
-    model: str, volumes: dict[str, dict[str, list[np.ndarray]]], hu_clip: Sequence[float]
-) -> pd.DataFrame:
-    """HU metrics of each patient's re-stacked test volume (MR->CT)."""
-    records = []
-    for patient, stack in sorted(volumes.items()):
-        values = hu_metrics(np.stack(stack["pred"]), np.stack(stack["ref"]), np.stack(stack["mask"]), hu_clip)
-        records.append({"model": model, "patient": patient, "n_slices": len(stack["pred"]), **values})
-    return pd.DataFrame.from_records(records, columns=["model", "patient", "n_slices", *HU_METRICS])
+    return pd.DataFrame.from_records(records, columns=[*SLICE_KEYS, *IMAGE_METRICS, *MASKED_METRICS, *HU_METRICS])

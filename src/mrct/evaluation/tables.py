@@ -4,8 +4,8 @@ Rows are models in the configured order, with their category (zoo category, base
 pretraining); columns are the AVG and STD of each metric over the test slices. STD is the sample
 standard deviation (ddof=1), NaN with a single slice. The best AVG per column (highest or lowest,
 depending on the metric) is marked: bold in Markdown and LaTeX, listed in the ``best`` column of
-the CSV. For MR->CT the table also carries the per-patient HU metrics of the re-stacked volumes
-(``vol_hu_*``), the SynthRAD2023 way of reporting them.
+the CSV. For MR->CT the table also carries the per-slice HU metrics (from the 8-bit PNGs); the
+whole-volume HU metrics are in ``metrics_volumes`` (:mod:`mrct.evaluation.volumes`).
 
 Every 8-bit metric appears twice: inside the head mask (``*_masked``), which ranks the models, and
 over the whole slice, which is comparable with the study's tables but mostly measures the air for
@@ -29,11 +29,10 @@ from mrct.slices.manifest import DIRECTIONS
 
 LABELS = {
     "psnr": "PSNR (dB)", "ssim": "SSIM", "uqi": "UQI", "vif": "VIF", "mae": "MAE", "mse": "MSE", "rmse": "RMSE",
-    "hu_mae": "MAE (HU)", "hu_psnr": "PSNR (HU, dB)", "hu_ssim": "SSIM (HU)",
-    "vol_hu_mae": "Vol. MAE (HU)", "vol_hu_psnr": "Vol. PSNR (HU, dB)", "vol_hu_ssim": "Vol. SSIM (HU)",
+    "hu_mae": "Slice MAE (HU)", "hu_psnr": "Slice PSNR (HU, dB)", "hu_ssim": "Slice SSIM (HU)",
 }
 LABELS.update({f"{m}{MASKED_SUFFIX}": f"{LABELS[m]} in mask" for m in IMAGE_METRICS})
-DECIMALS = {"ssim": 4, "uqi": 4, "vif": 4, "hu_ssim": 4, "vol_hu_ssim": 4}
+DECIMALS = {"ssim": 4, "uqi": 4, "vif": 4, "hu_ssim": 4}
 DECIMALS.update({f"{m}{MASKED_SUFFIX}": DECIMALS[m] for m in IMAGE_METRICS if m in DECIMALS})
 #: Titles of the blocks of a summary table; the masked block comes first because it ranks the models.
 GROUP_TITLES = {
@@ -43,12 +42,11 @@ GROUP_TITLES = {
 }
 
 
-def direction_metrics(direction: str, with_volumes: bool = False) -> list[str]:
+def direction_metrics(direction: str) -> list[str]:
     """Metric columns reported for one direction (HU metrics only make sense for MR->CT)."""
     if direction == "ct2mr":
         return [*IMAGE_METRICS, *MASKED_METRICS]
-    volumes = [f"vol_{m}" for m in HU_METRICS] if with_volumes else []
-    return [*IMAGE_METRICS, *MASKED_METRICS, *HU_METRICS, *volumes]
+    return [*IMAGE_METRICS, *MASKED_METRICS, *HU_METRICS]
 
 
 def metric_groups(metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -66,31 +64,24 @@ def short_label(metric: str) -> str:
 
 
 def higher_is_better(metric: str) -> bool:
-    return HIGHER_IS_BETTER[metric.removeprefix("vol_")]
+    return HIGHER_IS_BETTER[metric]
 
 
-def summarize(
-    slices: pd.DataFrame, models: Sequence[str], direction: str, patients: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def summarize(slices: pd.DataFrame, models: Sequence[str], direction: str) -> pd.DataFrame:
     """One row per configured model: category, n, AVG/STD of every metric, and the best marks."""
-    with_volumes = patients is not None and direction == "mr2ct"
-    metrics = direction_metrics(direction, with_volumes)
+    metrics = direction_metrics(direction)
     records = []
     for model in models:
         own = slices[(slices["model"] == model) & (slices["direction"] == direction)]
         if own.empty:
             raise ValueError(f"metrics of {model!r}: expected {direction} rows, got none")
-        missing = [m for m in metrics if not m.startswith("vol_") and m not in own.columns]
+        missing = [m for m in metrics if m not in own.columns]
         if missing:
             raise ValueError(f"metrics of {model!r}: expected columns {missing} (written by rule evaluate), got none")
         record = {"model": model, "category": model_info(model)["category"], "n_slices": len(own),
                   "n_patients": int(own["patient"].nunique())}
         for metric in metrics:
-            if metric.startswith("vol_"):
-                values = patients.loc[patients["model"] == model, metric.removeprefix("vol_")]
-            else:
-                values = own[metric]
-            values = values.astype(float).dropna()
+            values = own[metric].astype(float).dropna()
             record[f"{metric}_avg"] = float(values.mean()) if len(values) else math.nan
             record[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         records.append(record)

@@ -1,7 +1,7 @@
 """Head masks: where the patient is, as opposed to air, couch and noise.
 
 Bias correction fits its field inside the head only; slicing keeps slices with enough head;
-HU metrics are computed inside the head. Thresholds come from the data (Otsu for MR, whose
+HU metrics are computed inside the body mask (:func:`body_mask`). Thresholds come from the data (Otsu for MR, whose
 units are arbitrary) or from physics (HU for CT), never from the demo's numbers.
 """
 
@@ -58,3 +58,27 @@ def mr_head_mask(mr: sitk.Image) -> sitk.Image:
     if not mask.any():
         raise ValueError("MR head mask is empty: the image holds no foreground")
     return _as_image(mask, mr)
+
+
+def body_mask(ct: sitk.Image, threshold_hu: float = -500.0, evaluation_mask: sitk.Image | None = None) -> sitk.Image:
+    """The mask of every HU metric, on the CT grid (results/preprocessed/{patient}/body_mask.nii.gz).
+
+    With ``evaluation_mask`` (SynthRAD2023's own ``mask.nii.gz``, the challenge's evaluation mask)
+    that mask is taken as is, resampled onto the CT grid (nearest neighbour, physical space: it is
+    on the CT's grid in the challenge data, so this is a copy up to voxel order). Otherwise the body
+    outline of the CT: voxels above ``threshold_hu``, the largest component, holes filled in 3-D and
+    slice by slice, so air inside the outline (sinuses, a skull cut open by the field of view)
+    counts as body, as it does for the challenge's masks.
+    """
+    if evaluation_mask is None:
+        return ct_head_mask(ct, threshold_hu)
+    if evaluation_mask.GetDimension() != 3:
+        raise ValueError(f"evaluation mask: expected a 3-D image, got {evaluation_mask.GetDimension()}-D")
+    array = (sitk.GetArrayFromImage(evaluation_mask) > 0).astype(np.uint8)
+    source = sitk.GetImageFromArray(array)
+    source.CopyInformation(evaluation_mask)
+    on_grid = sitk.Resample(source, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    mask = sitk.GetArrayFromImage(on_grid) > 0
+    if not mask.any():
+        raise ValueError("evaluation mask: no voxel of it lies on the CT grid (expected the patient's mask.nii.gz)")
+    return _as_image(mask, ct)

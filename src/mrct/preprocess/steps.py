@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from mrct.io.atomic import atomic_path
 from mrct.io.volumes import read_volume, write_volume
 from mrct.preprocess.bias import correct_bias
-from mrct.preprocess.masks import ct_head_mask, mr_head_mask
+from mrct.preprocess.masks import body_mask, ct_head_mask, mr_head_mask
 from mrct.preprocess.qa import bias_figure, registration_figure
 from mrct.preprocess.register import register, resample_to
 
@@ -34,7 +34,11 @@ def bias_correct_files(mr_path: str, out: dict[str, str], method: str, settings:
 
 
 def register_files(mr_path: str, mr_mask_path: str, ct_path: str, out: dict[str, str],
-                   settings: dict[str, Any], head_threshold_hu: float, seed: int, patient: str) -> None:
+                   settings: dict[str, Any], head_threshold_hu: float, seed: int, patient: str,
+                   evaluation_mask_path: str | None = None) -> None:
+    """Register; write MR and CT on the CT grid, the head mask, the transform, the QA figure, and
+    (when ``out`` names ``body_mask``) the body mask of the HU metrics: ``evaluation_mask_path``
+    (SynthRAD2023's mask.nii.gz) on the CT grid when given, else the CT's filled outline."""
     ct = read_volume(ct_path, "ct")
     mr = sitk.ReadImage(mr_path, sitk.sitkFloat32)
     mr_mask = sitk.ReadImage(mr_mask_path, sitk.sitkUInt8)
@@ -45,6 +49,10 @@ def register_files(mr_path: str, mr_mask_path: str, ct_path: str, out: dict[str,
     write_volume(mr_on_ct, out["mr"])
     write_volume(ct, out["ct"])
     write_volume(ct_mask, out["mask"])
+    if "body_mask" in out:
+        # Without the challenge's mask the body mask is the CT head mask made above (same definition).
+        body = body_mask(ct, evaluation_mask=sitk.ReadImage(str(evaluation_mask_path))) if evaluation_mask_path else ct_mask
+        write_volume(body, out["body_mask"])
     with atomic_path(out["transform"]) as tmp:
         sitk.WriteTransform(transform, str(tmp))
     registration_figure(ct, mr_on_ct, ct_mask, f"{patient}: MR registered to CT ({settings['backend']})", out["qa"])

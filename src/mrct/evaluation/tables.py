@@ -32,7 +32,8 @@ LABELS = {
     "hu_mae": "Slice MAE (HU)", "hu_psnr": "Slice PSNR (HU, dB)", "hu_ssim": "Slice SSIM (HU)",
 }
 LABELS.update({f"{m}{MASKED_SUFFIX}": f"{LABELS[m]} in mask" for m in IMAGE_METRICS})
-DECIMALS = {"ssim": 4, "uqi": 4, "vif": 4, "hu_ssim": 4}
+#: Decimals per metric (2 unless named): slice tables and the volume table share them.
+DECIMALS = {"ssim": 4, "uqi": 4, "vif": 4, "hu_ssim": 4, "mae_hu": 1, "ssim_hu": 4}
 DECIMALS.update({f"{m}{MASKED_SUFFIX}": DECIMALS[m] for m in IMAGE_METRICS if m in DECIMALS})
 #: Titles of the blocks of a summary table; the masked block comes first because it ranks the models.
 GROUP_TITLES = {

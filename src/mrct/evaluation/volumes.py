@@ -21,13 +21,13 @@ import SimpleITK as sitk
 
 from mrct.io.atomic import write_text_atomic
 from mrct.evaluation.metrics import HIGHER_IS_BETTER, VOLUME_METRICS, volume_hu_metrics
+from mrct.evaluation.tables import format_value
 from mrct.models.registry import model_info
 
 log = logging.getLogger(__name__)
 
 VOLUME_COLUMNS = ["model", "patient", *VOLUME_METRICS, "n_voxels"]
 LABELS = {"mae_hu": "MAE (HU)", "psnr_hu": "PSNR (dB)", "ssim_hu": "SSIM"}
-DECIMALS = {"mae_hu": 1, "psnr_hu": 2, "ssim_hu": 4}
 
 
 def _read(path: str | Path) -> sitk.Image:
@@ -103,14 +103,6 @@ def summarize_volumes(volumes: pd.DataFrame, models: Sequence[str]) -> pd.DataFr
             record[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         records.append(record)
     return pd.DataFrame.from_records(records)
-
-
-def format_value(value: float, metric: str) -> str:
-    if pd.isna(value):
-        return "n/a"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{DECIMALS[metric]}f}"
 
 
 def volume_table_cells(table: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from mrct.config import load_config
-from mrct.evaluation.metrics import volume_hu_metrics
+from mrct.evaluation.hu_metrics import volume_hu_metrics
 from mrct.preprocess.masks import body_mask
 from mrct.sources import demo
 

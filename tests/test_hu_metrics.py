@@ -19,12 +19,7 @@ from test_predict import write_generator
 from tiny_slices import write_tiny_dataset
 
 from mrct.config import load_config
-from mrct.slices.manifest import read_manifest
-from mrct.evaluation.metrics import hu_metrics, volume_hu_metrics
-from mrct.preprocess.masks import body_mask
-from mrct.slices.geometry import from_uint8, to_uint8
-from mrct.sources import demo
-from mrct.inference.translate import translate_volume
+from mrct.evaluation.hu_metrics import hu_metrics, volume_hu_metrics
 from mrct.evaluation.volumes import (
     check_test_patients,
     evaluate_volumes,
@@ -32,6 +27,11 @@ from mrct.evaluation.volumes import (
     summarize_volumes,
     volumes_markdown,
 )
+from mrct.inference.translate import translate_volume
+from mrct.preprocess.masks import body_mask
+from mrct.slices.geometry import from_uint8, to_uint8
+from mrct.slices.manifest import read_manifest
+from mrct.sources import demo
 
 LO, HI = -1024.0, 3000.0
 CLIP = [LO, HI]

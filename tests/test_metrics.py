@@ -15,6 +15,7 @@ from torchmetrics.functional.image import visual_information_fidelity
 
 from mrct.evaluation import metrics
 from mrct.evaluation.evaluate import evaluate_model
+from mrct.evaluation.hu_metrics import hu_metrics
 from mrct.slices.geometry import from_uint8
 
 
@@ -147,15 +148,15 @@ def test_hu_metrics_known_mae_and_clipping():
     mask = np.zeros((32, 32), bool)
     mask[8:24, 8:24] = True
     pred = np.where(mask, 100.0, 5000.0)  # outside the mask errors are huge but must be ignored
-    values = metrics.hu_metrics(pred, ref, mask, [-1024, 3000])
+    values = hu_metrics(pred, ref, mask, [-1024, 3000])
     assert values["hu_mae"] == pytest.approx(100.0)
     assert values["hu_psnr"] == pytest.approx(10 * math.log10(4024.0**2 / 100.0**2))
     assert 0 < values["hu_ssim"] < 1
     # MAE is unclipped (SynthRAD2023); PSNR clips 5000 HU to 3000: an error of 2000 HU.
-    clipped = metrics.hu_metrics(np.full((32, 32), 5000.0), np.full((32, 32), 1000.0), np.ones((32, 32), bool), [-1024, 3000])
+    clipped = hu_metrics(np.full((32, 32), 5000.0), np.full((32, 32), 1000.0), np.ones((32, 32), bool), [-1024, 3000])
     assert clipped["hu_mae"] == pytest.approx(4000.0)
     assert clipped["hu_psnr"] == pytest.approx(10 * math.log10(4024.0**2 / 2000.0**2))
-    same = metrics.hu_metrics(ref, ref, mask, [-1024, 3000])
+    same = hu_metrics(ref, ref, mask, [-1024, 3000])
     assert same["hu_mae"] == 0 and same["hu_psnr"] == math.inf and same["hu_ssim"] == pytest.approx(1.0)
 
 
@@ -166,7 +167,7 @@ def test_png_to_hu_inverts_the_window():
 
 def test_hu_clip_must_be_ordered():
     with pytest.raises(ValueError, match="hu_clip"):
-        metrics.hu_metrics(np.zeros((8, 8)), np.zeros((8, 8)), np.ones((8, 8), bool), [3000, -1024])
+        hu_metrics(np.zeros((8, 8)), np.zeros((8, 8)), np.ones((8, 8), bool), [3000, -1024])
 
 
 def _write_png(path, array):

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrct.evaluation.metrics import HU_METRICS, IMAGE_METRICS, MASKED_METRICS
+from mrct.evaluation.hu_metrics import HU_METRICS
+from mrct.evaluation.metrics import IMAGE_METRICS, MASKED_METRICS
 from mrct.evaluation.tables import read_metric_tables, summarize, to_latex, to_markdown, write_direction_tables
 
 

@@ -13,14 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.evaluation.metrics import (
-    HU_METRICS,
-    IMAGE_METRICS,
-    MASKED_METRICS,
-    hu_metrics,
-    image_metrics,
-    vif_batch_masked,
-)
+from mrct.evaluation.hu_metrics import HU_METRICS, hu_metrics
+from mrct.evaluation.metrics import IMAGE_METRICS, MASKED_METRICS, image_metrics, vif_batch_masked
 from mrct.io.png import read_gray_png
 from mrct.slices.geometry import from_uint8
 from mrct.slices.manifest import DIRECTIONS, split_rows

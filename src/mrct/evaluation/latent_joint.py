@@ -30,7 +30,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.evaluation.latent import GENERATORS, MODALITIES, LatentSettings, tsne_embedding, umap_embedding, zscore_columns
+from mrct.evaluation.latent import (
+    GENERATORS,
+    MODALITIES,
+    LatentSettings,
+    tsne_embedding,
+    umap_embedding,
+    zscore_columns,
+)
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrct.evaluation.metrics import HIGHER_IS_BETTER, HU_METRICS, IMAGE_METRICS, MASKED_METRICS, MASKED_SUFFIX
+from mrct.evaluation.hu_metrics import HU_METRICS
+from mrct.evaluation.metrics import HIGHER_IS_BETTER, IMAGE_METRICS, MASKED_METRICS, MASKED_SUFFIX
 from mrct.io.atomic import write_text_atomic
 from mrct.models.registry import model_info
 from mrct.slices.manifest import DIRECTIONS

@@ -4,7 +4,7 @@ One row per test patient: the synthetic CT made by translating every axial slice
 MR (``results/translations/{model}/{patient}/sct.nii.gz``), against the registered CT in float HU
 (``results/preprocessed/{patient}/ct.nii.gz``), inside the body mask
 (``results/preprocessed/{patient}/body_mask.nii.gz``). The metric definitions are in
-:func:`mrct.evaluation.metrics.volume_hu_metrics`. Unlike the per-slice HU metrics (from 8-bit PNGs, windowed
+:func:`mrct.evaluation.hu_metrics.volume_hu_metrics`. Unlike the per-slice HU metrics (from 8-bit PNGs, windowed
 and quantised, on a handful of non-adjacent slices), these see the CT's full range and every voxel.
 """
 
@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from mrct.io.atomic import write_text_atomic
-from mrct.evaluation.metrics import HIGHER_IS_BETTER, VOLUME_METRICS, volume_hu_metrics
+from mrct.evaluation.hu_metrics import VOLUME_METRICS, volume_hu_metrics
+from mrct.evaluation.metrics import HIGHER_IS_BETTER
 from mrct.evaluation.tables import format_value
+from mrct.io.atomic import write_text_atomic
 from mrct.models.registry import model_info
 
 log = logging.getLogger(__name__)

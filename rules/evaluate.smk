@@ -72,6 +72,7 @@ rule tables_volumes:
 rule tables:
     input:
         slices=get_metric_tables,
+        volumes=get_volume_metric_tables,
     output:
         mr2ct_csv=report(
             "results/tables/metrics_mr2ct.csv",

@@ -4,7 +4,7 @@ from mrct.io.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from mrct.evaluation.significance import significance_table, to_markdown  # noqa: E402
+from mrct.evaluation.significance import read_patient_tables, significance_table, to_markdown  # noqa: E402
 from mrct.evaluation.tables import read_metric_tables, summarize, write_direction_tables  # noqa: E402
 from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.slices.manifest import DIRECTIONS  # noqa: E402
@@ -16,6 +16,8 @@ for direction in DIRECTIONS:
     table = summarize(slices, models, direction)
     write_direction_tables(table, direction, *(getattr(out, f"{direction}_{ext}") for ext in ("csv", "md", "tex")))
 params = snakemake.params  # noqa: F821
-significance = significance_table(slices, models, alpha=params.alpha, seed=params.seed, n_bootstrap=params.n_bootstrap)
+volumes = read_patient_tables(dict(zip(models, snakemake.input.volumes, strict=True)))  # noqa: F821
+significance = significance_table(slices, models, alpha=params.alpha, seed=params.seed, n_bootstrap=params.n_bootstrap,
+                                  volumes=volumes)
 write_text_atomic(out.significance_csv, significance.to_csv(index=False))
 write_text_atomic(out.significance_md, to_markdown(significance, params.alpha))

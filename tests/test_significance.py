@@ -142,6 +142,13 @@ def test_an_already_per_patient_table_is_tested_the_same_way(tmp_path):
     assert mae["better"]  # lower HU MAE than scratch
     with pytest.raises(FileNotFoundError, match="absent.csv"):
         read_patient_tables({"scratch": tmp_path / "absent.csv"})
+    # The workflow's significance table carries the same volume rows beside the slice metrics.
+    slices = fake_metrics(["scratch", "horse2zebra"], n_slices=6)
+    full = significance_table(slices, ["scratch", "horse2zebra"], seed=0, n_bootstrap=1000, volumes=volumes)
+    volume_rows = full[full["metric"].isin(["mae_hu", "psnr_hu", "ssim_hu"])].reset_index(drop=True)
+    assert set(volume_rows["unit"]) == {"patient"} and set(volume_rows["direction"]) == {"mr2ct"}
+    pd.testing.assert_frame_equal(volume_rows, table.reset_index(drop=True), check_dtype=False)
+    assert len(full) > len(volume_rows)
 
 
 def test_holm_families_are_direction_metric_and_unit():

@@ -41,13 +41,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import PermutationMethod, bootstrap, rankdata, wilcoxon
 
+from mrct.evaluation.hu_metrics import VOLUME_METRICS
 from mrct.evaluation.metrics import HIGHER_IS_BETTER
 from mrct.evaluation.tables import direction_metrics
 from mrct.slices.manifest import DIRECTIONS
 
 UNITS = ("patient", "slice")
-#: Columns of the per-patient volume metrics (interface ``results/metrics/{model}_volumes.csv``).
-VOLUME_HIGHER_IS_BETTER = {"mae_hu": False, "psnr_hu": True, "ssim_hu": True}
 CI_LEVEL = 0.95
 EXACT_MAX_N = 50  # scipy's own limit for the exact null distribution
 PERMUTATION_MAX_N = 13  # 2^13 sign flips < scipy's 9999 resamples: the permutation test is exhaustive
@@ -85,10 +84,9 @@ def rank_biserial(differences: np.ndarray) -> float:
 
 def higher_is_better(metric: str) -> bool:
     """Direction of a metric of the slice tables or of the per-patient volume tables."""
-    table = {**VOLUME_HIGHER_IS_BETTER, **HIGHER_IS_BETTER}
-    if metric not in table:
-        raise ValueError(f"metric {metric!r}: expected one of {sorted(table)}, got an unknown metric")
-    return table[metric]
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"metric {metric!r}: expected one of {sorted(HIGHER_IS_BETTER)}, got an unknown metric")
+    return HIGHER_IS_BETTER[metric]
 
 
 def patient_means(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -234,11 +232,12 @@ def significance_table(
     seed: int = 0,
     n_bootstrap: int = 10000,
     units: Sequence[str] = UNITS,
+    volumes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every model against ``baseline`` per direction, metric and unit, from the per-slice metrics.
 
-    Further per-patient tables (e.g. the volume metrics) are added with :func:`compare_models` and
-    ``pd.concat``; see :func:`read_patient_tables`.
+    ``volumes``, the per-patient SynthRAD2023 HU metrics of the synthetic CTs (one row per model
+    and test patient, see :func:`read_patient_tables`), adds MR -> CT rows whose unit is the patient.
     """
     if baseline not in models:
         return _skip(f"skipped: baseline {baseline!r} is not among the configured models")
@@ -252,6 +251,9 @@ def significance_table(
         metrics = [m for m in direction_metrics(direction) if m in own.columns]
         for unit in units:
             frames.append(compare_models(own, models, direction, metrics, unit, baseline, alpha, seed, n_bootstrap))
+    if volumes is not None and not volumes.empty:
+        frames.append(compare_models(volumes, models, "mr2ct", VOLUME_METRICS, "patient", baseline, alpha, seed,
+                                     n_bootstrap))
     if not frames:
         return _skip("skipped: no metric rows in any direction")
     return pd.concat(frames, ignore_index=True)

@@ -31,6 +31,7 @@ from mrct.slices.manifest import DIRECTIONS
 LABELS = {
     "psnr": "PSNR (dB)", "ssim": "SSIM", "uqi": "UQI", "vif": "VIF", "mae": "MAE", "mse": "MSE", "rmse": "RMSE",
     "hu_mae": "Slice MAE (HU)", "hu_psnr": "Slice PSNR (HU, dB)", "hu_ssim": "Slice SSIM (HU)",
+    "mae_hu": "Volume MAE (HU)", "psnr_hu": "Volume PSNR (HU, dB)", "ssim_hu": "Volume SSIM (HU)",
 }
 LABELS.update({f"{m}{MASKED_SUFFIX}": f"{LABELS[m]} in mask" for m in IMAGE_METRICS})
 #: Decimals per metric (2 unless named): slice tables and the volume table share them.

@@ -16,6 +16,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 from test_predict import write_generator
+from test_translate import assert_same_grid
 from tiny_slices import write_tiny_dataset
 
 from mrct.config import load_config
@@ -262,10 +263,7 @@ def test_translation_and_volume_metrics_on_a_tiny_generator(tmp_path):
     sct_path = tmp_path / "translations/scratch/p03/sct.nii.gz"
     translate_volume(tmp_path / "model", "mr2ct", paths["mr"], sct_path, manifest=manifest_path, patient="p03")
     sct = sitk.ReadImage(str(sct_path))
-    assert sct.GetSize() == ct.GetSize()
-    np.testing.assert_allclose(sct.GetSpacing(), ct.GetSpacing(), atol=1e-5)
-    np.testing.assert_allclose(sct.GetOrigin(), ct.GetOrigin(), atol=1e-4)
-    np.testing.assert_allclose(sct.GetDirection(), ct.GetDirection(), atol=1e-6)
+    assert_same_grid(sct, ct)
     values = sitk.GetArrayFromImage(sct)
     assert values.min() >= LO and values.max() <= HI and values.std() > 0
     table = evaluate_volumes("scratch", ["p03"], [sct_path], [paths["ct"]], [paths["body_mask"]], CLIP)

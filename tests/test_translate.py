@@ -47,6 +47,14 @@ def test_resolve_windows_prefers_explicit_then_manifest_then_auto(tmp_path):
         resolve_windows("mr2ct", volume, None, None, (5, 5), None)
 
 
+def assert_same_grid(image: sitk.Image, reference: sitk.Image) -> None:
+    """Same voxel grid: size, spacing, origin and direction (the voxel order)."""
+    assert image.GetSize() == reference.GetSize()
+    np.testing.assert_allclose(image.GetSpacing(), reference.GetSpacing(), atol=1e-5)
+    np.testing.assert_allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(image.GetDirection(), reference.GetDirection(), atol=1e-6)
+
+
 def test_cli_keeps_geometry_and_voxel_order_of_the_input(tmp_path):
     write_generator(tmp_path / "model/G_mr2ct.pth", "mr2ct")
     image = sitk.GetImageFromArray(_head_volume().astype(np.float32))
@@ -59,11 +67,7 @@ def test_cli_keeps_geometry_and_voxel_order_of_the_input(tmp_path):
     assert main(["--model-dir", str(tmp_path / "model"), "--direction", "mr2ct", "--input", str(source),
                  "--output", str(output), "--ct-window", "-1024", "2000"]) == 0
     result = sitk.ReadImage(str(output))
-    reference = sitk.ReadImage(str(source))
-    assert result.GetSize() == reference.GetSize()
-    np.testing.assert_allclose(result.GetSpacing(), reference.GetSpacing(), atol=1e-5)
-    np.testing.assert_allclose(result.GetOrigin(), reference.GetOrigin(), atol=1e-4)
-    np.testing.assert_allclose(result.GetDirection(), reference.GetDirection(), atol=1e-6)
+    assert_same_grid(result, sitk.ReadImage(str(source)))
     values = sitk.GetArrayFromImage(result)
     assert values.min() >= -1024 and values.max() <= 2000 and values.std() > 0
     with pytest.raises(SystemExit):

@@ -5,25 +5,32 @@ from pathlib import Path
 from mrct.config import ConfigError, validate_config
 from mrct.models.inception import INCEPTION_FILE
 from mrct.models.registry import load_zoo_registry, starts_from_file
+from mrct.reader_study.selection import check_selection_metric
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
+from mrct.slices.sweep import TAG_PATTERN, Run, Sweep
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
 from mrct.sources.synthrad import synthrad_patient_ids
 
 try:
     validate_config(config)
-except ConfigError as error:
+    check_selection_metric(config["reader_study"]["metric"])
+except (ConfigError, ValueError) as error:
     raise WorkflowError(str(error)) from None
 
 DATASET = config["dataset"]["source"]
 MODELS = list(config["models"])
 DIRECTIONS = list(DIRECTION_TABLE)
+# Fold, replicate and training-set size: the runs of every model (mrct.slices.sweep). A run's
+# path segment is its tag ({run} below): empty for a single-run study, "/fold0_rep1_nall" else.
+SWEEP = Sweep.from_config(config)
 
 
 wildcard_constraints:
     patient=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     model="|".join(MODELS),
     direction="|".join(DIRECTIONS),
+    run=SWEEP.tag_pattern,
 
 
 def _first(ids):
@@ -71,7 +78,51 @@ def get_bias_settings():
 
 
 def get_slice_tables(wildcards):
-    return expand(rules.extract_slices.output.table, patient=get_patients())
+    """The per-patient slice tables; first the checks of the design against the patient count
+    (mrct.slices.split.check_design), so a config that cannot finish fails before any job."""
+    from mrct.slices.split import check_design
+
+    patients = get_patients()
+    check_design(
+        patients,
+        SWEEP.folds,
+        config["split"]["train_fraction"],
+        config["seed"],
+        SWEEP.train_sizes,
+        config["reader_study"],
+        config["slices"]["per_patient"],
+    )
+    return expand(rules.extract_slices.output.table, patient=patients)
+
+
+def get_selection_patient_count():
+    """Selection patients of the reader study's model; none when reader_study.model is named."""
+    section = config["reader_study"]
+    return 0 if section["model"] else section["selection_patients"]
+
+
+def run_tags(runs):
+    return [SWEEP.tag(run) for run in runs]
+
+
+def run_dicts(runs):
+    """Runs as rule params (plain values), in the order of the input lists built from them."""
+    return [{"fold": r.fold, "replicate": r.replicate, "n_train": r.n_train} for r in runs]
+
+
+def run_manifest_path(tag):
+    """The manifest a run trains and predicts with: the split's own for a single-run study."""
+    if tag == "":
+        return rules.split.output.manifest
+    return expand(rules.run_manifest.output.manifest, run=tag)[0]
+
+
+def get_run_manifest(wildcards):
+    return run_manifest_path(wildcards.run)
+
+
+def get_run_params(wildcards):
+    return run_dicts([SWEEP.parse(wildcards.run)])[0]
 
 
 def get_registration_qa(wildcards):
@@ -132,6 +183,7 @@ def get_train_settings(wildcards):
     from mrct.training.settings import RESULT_FREE, settings_from_config
 
     settings = dataclasses.asdict(settings_from_config(config, wildcards.model))
+    settings["seed"] = SWEEP.seed(SWEEP.parse(wildcards.run), config["seed"])
     return {k: v for k, v in settings.items() if k not in RESULT_FREE}
 
 
@@ -141,7 +193,11 @@ SYNTHETIC_DIRECTION = {f"s{d.target}": name for name, d in DIRECTION_TABLE.items
 
 def get_translation_generator(wildcards):
     direction = SYNTHETIC_DIRECTION[wildcards.synthetic]
-    return getattr(rules.train.output, f"g_{direction}").format(model=wildcards.model)
+    return expand(
+        getattr(rules.train.output, f"g_{direction}"),
+        model=wildcards.model,
+        run=wildcards.run,
+    )
 
 
 def get_translation_source(wildcards):
@@ -151,32 +207,41 @@ def get_translation_source(wildcards):
 
 
 def get_test_patients():
-    """The test patients, from the same seeded function as rule split (slices.split.assign_split)
-    less those registration QA leaves out, so that the per-patient volume jobs are known when the
-    DAG is built; rule evaluate_volumes checks them against the manifest."""
-    from mrct.slices.split import assign_split
+    """Tested patient -> the fold that tests it, from the same seeded function as rule split
+    (mrct.slices.split.patient_folds) less those registration QA leaves out, so that the
+    per-patient volume jobs are known when the DAG is built; rule evaluate_volumes checks them
+    against the manifest."""
+    from mrct.slices.split import patient_folds
+    from mrct.slices.sweep import NEVER_TESTED
 
-    split = assign_split(
-        get_patients(), config["split"]["train_fraction"], config["seed"]
+    folds = patient_folds(
+        get_patients(), SWEEP.folds, config["split"]["train_fraction"], config["seed"]
     )
     excluded = get_excluded_patients()
-    return sorted(
-        p for p, side in split.items() if side == "test" and p not in excluded
-    )
+    return {
+        p: fold
+        for p, fold in sorted(folds.items())
+        if fold != NEVER_TESTED and p not in excluded
+    }
 
 
 def get_volume_metric_inputs(wildcards):
-    """Synthetic CT, registered CT and body mask of every test patient, in one patient order."""
-    patients = get_test_patients()
+    """Synthetic CT (from the run that tested the patient: replicate 0, full training set),
+    registered CT and body mask of every tested patient, in one patient order."""
+    tested = get_test_patients()
     return {
-        "sct": expand(
-            rules.translate_volume.output.volume,
-            model=wildcards.model,
-            patient=patients,
-            synthetic="sct",
-        ),
-        "ct": expand(rules.register.output.ct, patient=patients),
-        "body_mask": expand(rules.register.output.body_mask, patient=patients),
+        "sct": [
+            expand(
+                rules.translate_volume.output.volume,
+                model=wildcards.model,
+                run=SWEEP.tag(Run(fold, 0, None)),
+                patient=patient,
+                synthetic="sct",
+            )[0]
+            for patient, fold in tested.items()
+        ],
+        "ct": expand(rules.register.output.ct, patient=list(tested)),
+        "body_mask": expand(rules.register.output.body_mask, patient=list(tested)),
     }
 
 
@@ -188,14 +253,72 @@ def get_metric_tables(wildcards):
     return expand(rules.evaluate.output.slices, model=MODELS)
 
 
+def get_evaluation_inputs(wildcards):
+    """Every run's manifest and prediction folders, in the order of SWEEP.runs() (params.runs)."""
+    tags = run_tags(SWEEP.runs())
+    return {
+        "manifests": [run_manifest_path(tag) for tag in tags],
+        "mr2ct": expand(rules.predict.output.mr2ct, model=wildcards.model, run=tags),
+        "ct2mr": expand(rules.predict.output.ct2mr, model=wildcards.model, run=tags),
+    }
+
+
+def get_training_summaries(wildcards):
+    """training.json and the manifest of every model and run, model by model (params.runs)."""
+    tags = run_tags(SWEEP.runs())
+    return {
+        "summaries": [
+            s
+            for model in MODELS
+            for s in expand(rules.train.output.summary, model=model, run=tags)
+        ],
+        "manifests": [
+            run_manifest_path(tag)
+            for _ in MODELS
+            for tag in tags
+        ],
+    }
+
+
+def get_training_runs(wildcards):
+    return [
+        {"model": model, **run} for model in MODELS for run in run_dicts(SWEEP.runs())
+    ]
+
+
+def get_pooled_generators(model, direction):
+    """The generators of the out-of-fold pool (replicate 0, full training set), fold by fold."""
+    output = getattr(rules.train.output, f"g_{direction}")
+    return expand(output, model=model, run=run_tags(SWEEP.pooled_runs()))
+
+
+def get_latent_generators(wildcards):
+    return {
+        f"g_{direction}": get_pooled_generators(wildcards.model, direction)
+        for direction in ("mr2ct", "ct2mr")
+    }
+
+
+def get_pooled_run_predictions(wildcards):
+    """Prediction folders of the runs that rule pool_predictions gathers, fold by fold."""
+    tags = run_tags(SWEEP.pooled_runs())
+    return {
+        "mr2ct": expand(rules.predict.output.mr2ct, model=wildcards.model, run=tags),
+        "ct2mr": expand(rules.predict.output.ct2mr, model=wildcards.model, run=tags),
+    }
+
+
 def get_final_output():
-    """Every model, its predictions, the tables, the latent summary and joint embedding, the report."""
+    """Every model and run, its predictions, the tables, the latent summary and joint embedding,
+    the reader study, the report."""
+    tags = run_tags(SWEEP.runs())
     return [
         rules.split.output.manifest,
-        *expand(rules.train.output, model=MODELS),
+        *expand(rules.train.output, model=MODELS, run=tags),
         *get_prediction_dirs(None),
         *rules.tables.output,
         *rules.tables_volumes.output,
+        rules.training_table.output.table,
         rules.latent_summary.output.separability,
         rules.latent_joint.output.tsne,
         rules.latent_joint.output.umap,
@@ -205,13 +328,20 @@ def get_final_output():
 
 
 def get_prediction_dirs(wildcards):
+    """One folder per model and direction, in the short paths: the run's own for a single-run
+    study, else the out-of-fold pool (rule pool_predictions)."""
+    source = rules.predict if SWEEP.single else rules.pool_predictions
     return [
-        path for model in MODELS for path in expand(rules.predict.output, model=model)
+        path
+        for model in MODELS
+        for path in expand([source.output.mr2ct, source.output.ct2mr], model=model, run="")
     ]
 
 
 def get_train_logs(wildcards):
-    return expand(rules.train.output.train_log, model=MODELS)
+    """The loss curves shown: the first pooled run's (fold 0, replicate 0, full training set)."""
+    tag = SWEEP.tag(SWEEP.pooled_runs()[0])
+    return expand(rules.train.output.train_log, model=MODELS, run=tag)
 
 
 def get_latent_features(wildcards):
@@ -224,6 +354,14 @@ def get_latent_separability(wildcards):
 
 def get_latent_plots(wildcards):
     return expand([rules.latent.output.tsne, rules.latent.output.umap], model=MODELS)
+
+
+def get_control():
+    """evaluate.control, or random_init when configured (the like-for-like control), else scratch."""
+    control = config["evaluate"]["control"]
+    if control is None:
+        return "random_init" if "random_init" in MODELS else "scratch"
+    return control
 
 
 # --- reader study and FID (issue 13) ---
@@ -241,12 +379,11 @@ def get_inception_weights(wildcards):
 
 
 def get_fid_scratch_generators(wildcards):
-    """G_mr2ct and G_ct2mr of scratch (the feature space that needs no download), if configured."""
+    """G_mr2ct and G_ct2mr of scratch (the feature space that needs no download), if configured:
+    those of the first pooled run (fold 0, replicate 0, full training set)."""
     if "scratch" not in MODELS:
         return []
-    return expand(
-        [rules.train.output.g_mr2ct, rules.train.output.g_ct2mr], model="scratch"
-    )
+    return [get_pooled_generators("scratch", d)[0] for d in ("mr2ct", "ct2mr")]
 
 
 def get_reader_answers(wildcards):

@@ -1,11 +1,11 @@
 # Evaluation stage: per-model metrics, summary tables with significance, latent space.
 
 
+# Per slice over every run of the sweep: one table per model, with fold, replicate and
+# n_train_patients columns (each test slice once per run that tested it).
 rule evaluate:
     input:
-        manifest=rules.split.output.manifest,
-        mr2ct=rules.predict.output.mr2ct,
-        ct2mr=rules.predict.output.ct2mr,
+        unpack(get_evaluation_inputs),
     output:
         slices="results/metrics/{model}.csv",
     log:
@@ -19,13 +19,14 @@ rule evaluate:
         mem_mb=2000,
     params:
         hu_clip=config["evaluate"]["hu_clip"],
+        runs=run_dicts(SWEEP.runs()),
     script:
         "../scripts/evaluate.py"
 
 
-# SynthRAD2023 HU metrics of each test patient's whole synthetic CT volume (float HU, CT grid,
-# body mask). The test patients are known when the DAG is built (get_test_patients); the script
-# checks them against the manifest.
+# SynthRAD2023 HU metrics of each tested patient's whole synthetic CT volume (float HU, CT grid,
+# body mask), from the run that tested it (replicate 0, full training set). The tested patients
+# are known when the DAG is built (get_test_patients); the script checks them against the manifest.
 rule evaluate_volumes:
     input:
         unpack(get_volume_metric_inputs),
@@ -97,6 +98,13 @@ rule tables:
             labels={"direction": "both"},
         ),
         significance_md="results/tables/significance.md",
+        replicates=report(
+            "results/tables/replicates.csv",
+            caption="../report/replicates.rst",
+            category="Tables",
+            labels={"direction": "replicates"},
+        ),
+        learning_curve="results/tables/learning_curve.csv",
     log:
         "logs/tables/tables.log",
     conda:
@@ -104,6 +112,7 @@ rule tables:
     threads: 1
     params:
         models=MODELS,
+        control=get_control(),
         alpha=config["evaluate"]["alpha"],
         n_bootstrap=config["evaluate"]["n_bootstrap"],
         seed=config["seed"],
@@ -111,12 +120,34 @@ rule tables:
         "../scripts/tables.py"
 
 
-# train.device is read through mrct.io.joblog.untracked_setting (see rule train).
+# What was trained: one row per model and run, gathered from each run's training.json.
+rule training_table:
+    input:
+        unpack(get_training_summaries),
+    output:
+        table=report(
+            "results/tables/training.csv",
+            caption="../report/training_table.rst",
+            category="Tables",
+            labels={"direction": "training runs"},
+        ),
+    log:
+        "logs/training_table/training_table.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        runs=get_training_runs,
+    script:
+        "../scripts/training_table.py"
+
+
+# The tested slices through the generators of the fold that tested them (replicate 0, full
+# training set). train.device is read through mrct.io.joblog.untracked_setting (see rule train).
 rule latent:
     input:
+        unpack(get_latent_generators),
         manifest=rules.split.output.manifest,
-        g_mr2ct=rules.train.output.g_mr2ct,
-        g_ct2mr=rules.train.output.g_ct2mr,
     output:
         features="results/latent/{model}_features.npz",
         tsne=report(
@@ -145,6 +176,7 @@ rule latent:
     params:
         latent=config["latent"],
         seed=config["seed"],
+        folds=[run.fold for run in SWEEP.pooled_runs()],
     script:
         "../scripts/latent.py"
 

@@ -56,27 +56,29 @@ rule pretrain_photos:
         "../scripts/pretrain_photos.py"
 
 
-# One (GPU) job per model, resumable: a checkpoint in results/models/{model}/resume/ (not an
-# output, so it survives a killed job) is picked up by the rerun when the settings are unchanged.
+# One (GPU) job per model and run of the sweep (fold, replicate, training-set size: {run}, see
+# rules/common.smk), resumable: a checkpoint in the run's folder resume/ (not an output, so it
+# survives a killed job) is picked up by the rerun when the settings are unchanged.
 # train.device and train.checkpoint_minutes are read through mrct.io.joblog.untracked_setting:
 # they do not change the result, so they are no params (a change must not retrain).
 rule train:
     input:
-        manifest=rules.split.output.manifest,
+        manifest=get_run_manifest,
         pretrained=get_pretrained,
     output:
-        g_mr2ct="results/models/{model}/G_mr2ct.pth",
-        g_ct2mr="results/models/{model}/G_ct2mr.pth",
+        g_mr2ct="results/models/{model}{run}/G_mr2ct.pth",
+        g_ct2mr="results/models/{model}{run}/G_ct2mr.pth",
         train_log=report(
-            "results/models/{model}/train_log.csv",
+            "results/models/{model}{run}/train_log.csv",
             caption="../report/train_log.rst",
             category="Training",
-            labels={"model": "{model}"},
+            labels={"model": "{model}", "run": "{run}"},
         ),
+        summary="results/models/{model}{run}/training.json",
     log:
-        "logs/train/{model}.log",
+        "logs/train/{model}{run}.log",
     benchmark:
-        "benchmarks/out/train/{model}.tsv"
+        "benchmarks/out/train/{model}{run}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -85,7 +87,7 @@ rule train:
         mem_mb=8000,
     params:
         settings=get_train_settings,
-        checkpoint="results/models/{model}/resume/checkpoint.pt",
+        checkpoint="results/models/{model}{run}/resume/checkpoint.pt",
     script:
         "../scripts/train.py"
 
@@ -93,16 +95,16 @@ rule train:
 # train.device is read through mrct.io.joblog.untracked_setting (see rule train).
 rule predict:
     input:
-        manifest=rules.split.output.manifest,
+        manifest=get_run_manifest,
         g_mr2ct=rules.train.output.g_mr2ct,
         g_ct2mr=rules.train.output.g_ct2mr,
     output:
-        mr2ct=directory("results/predictions/{model}/mr2ct"),
-        ct2mr=directory("results/predictions/{model}/ct2mr"),
+        mr2ct=directory("results/predictions/{model}{run}/mr2ct"),
+        ct2mr=directory("results/predictions/{model}{run}/ct2mr"),
     log:
-        "logs/predict/{model}.log",
+        "logs/predict/{model}{run}.log",
     benchmark:
-        "benchmarks/out/predict/{model}.tsv"
+        "benchmarks/out/predict/{model}{run}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -115,9 +117,29 @@ rule predict:
         "../scripts/predict.py"
 
 
+# With several runs per model: the out-of-fold predictions (replicate 0, full training set) in
+# the short paths, for the figures, FID and the reader study. A single-run study predicts there.
+if not SWEEP.single:
+
+    rule pool_predictions:
+        input:
+            unpack(get_pooled_run_predictions),
+        output:
+            mr2ct=directory("results/predictions/{model}/mr2ct"),
+            ct2mr=directory("results/predictions/{model}/ct2mr"),
+        log:
+            "logs/pool_predictions/{model}.log",
+        conda:
+            "../envs/data.yaml"
+        threads: 1
+        script:
+            "../scripts/pool_predictions.py"
+
+
 # A whole registered volume translated slice by slice, with the CT's grid and geometry: the
-# synthetic CT in HU (sct, mr2ct) of every test patient is made for the volume metrics (rule
-# evaluate_volumes, in rule all); the synthetic MR (smr, ct2mr) only on demand, e.g.
+# synthetic CT in HU (sct, mr2ct) of every tested patient is made, by the run that tested it,
+# for the volume metrics (rule evaluate_volumes, in rule all); the synthetic MR (smr, ct2mr) only
+# on demand, e.g.
 #   snakemake results/translations/scratch/demo01/smr.nii.gz
 # The intensity windows are those of the patient in the manifest.
 # train.device is read through mrct.io.joblog.untracked_setting (see rule train).
@@ -127,11 +149,11 @@ rule translate_volume:
         generator=get_translation_generator,
         volume=get_translation_source,
     output:
-        volume="results/translations/{model}/{patient}/{synthetic}.nii.gz",
+        volume="results/translations/{model}{run}/{patient}/{synthetic}.nii.gz",
     log:
-        "logs/translate_volume/{model}/{patient}_{synthetic}.log",
+        "logs/translate_volume/{model}{run}/{patient}_{synthetic}.log",
     benchmark:
-        "benchmarks/out/translate_volume/{model}/{patient}_{synthetic}.tsv"
+        "benchmarks/out/translate_volume/{model}{run}/{patient}_{synthetic}.tsv"
     wildcard_constraints:
         synthetic="sct|smr",
     conda:

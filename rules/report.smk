@@ -71,6 +71,9 @@ rule report:
         fid=rules.fid.output.table,
         reader_study_key=rules.reader_study.output.key,
         reader_study_screenshots=get_reader_study_screenshots,
+        training=rules.training_table.output.table,
+        replicates=rules.tables.output.replicates,
+        selection=rules.select_model.output.selection,
     output:
         html=report(
             "results/report.html",
@@ -88,5 +91,11 @@ rule report:
         # The report prints the whole configuration (provenance), so any change reruns it.
         config=config,
         alpha=config["evaluate"]["alpha"],
+        design={
+            "folds": SWEEP.folds,
+            "replicates": SWEEP.replicates,
+            "train_sizes": list(SWEEP.train_sizes),
+            "control": get_control(),
+        },
     script:
         "../scripts/report.py"

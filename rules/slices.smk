@@ -1,4 +1,5 @@
-# Axial slices as square 8-bit PNGs, one job per patient; then the 70/30 split by patient.
+# Axial slices as square 8-bit PNGs, one job per patient; then the split by patient (train/test or
+# k folds), and the manifest of each run of the sweep.
 
 
 rule extract_slices:
@@ -40,7 +41,31 @@ rule split:
     threads: 1
     params:
         train_fraction=config["split"]["train_fraction"],
+        folds=config["split"]["folds"],
         seed=config["seed"],
         keep_flagged=config["preprocess"]["registration_qa"]["keep_flagged"],
+        images_per_modality=config["reader_study"]["images_per_modality"],
+        selection_patients=get_selection_patient_count(),
     script:
         "../scripts/split.py"
+
+
+# The manifest of one run (mrct.slices.sweep): its fold's test patients as test, its training
+# patients (all, or a nested subset) as train. A single-run study reads the split's manifest.
+rule run_manifest:
+    input:
+        manifest=rules.split.output.manifest,
+    output:
+        manifest="results/slices/runs{run}/manifest.csv",
+    log:
+        "logs/run_manifest/run{run}.log",
+    wildcard_constraints:
+        run=TAG_PATTERN,
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    params:
+        run=get_run_params,
+        seed=config["seed"],
+    script:
+        "../scripts/run_manifest.py"

@@ -9,7 +9,7 @@ from mrct.reader_study.kit import build_reader_study, settings_from_config
 inputs, output, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 build_reader_study(
     manifest_path=inputs.manifest,
-    metric_tables={"mr2ct": inputs.mr2ct, "ct2mr": inputs.ct2mr},
+    selection=inputs.selection,
     prediction_dirs=list(inputs.predictions),
     settings=settings_from_config(params.settings),
     seed=int(params.seed),

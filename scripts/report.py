@@ -28,6 +28,12 @@ report_inputs = ReportInputs(
     alpha=snakemake.params.alpha,  # noqa: F821
     fid=Path(inputs.fid),
     # present once the questionnaire kit's rule is in the workflow (rules/common.smk)
+    design={
+        "training": Path(inputs.training),
+        "replicates": Path(inputs.replicates),
+        "selection": Path(inputs.selection),
+        **snakemake.params.design,  # noqa: F821
+    },
     reader_analysis={name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "agreement", "note")}
     if inputs.get("reader_note")
     else None,

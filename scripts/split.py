@@ -2,15 +2,19 @@
 
 from mrct.io.joblog import setup_logging
 from mrct.preprocess.registration_qa import excluded_patients, read_registration_qa
-from mrct.slices.split import build_manifest, write_manifest
+from mrct.slices.split import build_manifest, check_reader_study_slices, write_manifest
 
 log = setup_logging(snakemake.log[0])
+params = snakemake.params
 qa = read_registration_qa(snakemake.input.registration_qa)
-excluded = excluded_patients(qa, snakemake.params.keep_flagged)
+excluded = excluded_patients(qa, params.keep_flagged)
 for patient, reason in zip(qa["patient"][qa["flagged"]], qa["reason"][qa["flagged"]], strict=True):
     action = "left out of training and evaluation" if patient in excluded else "kept (keep_flagged)"
     log.warning("%s: registration flagged (%s), %s", patient, reason, action)
-manifest = build_manifest(snakemake.input.tables, snakemake.params.train_fraction, snakemake.params.seed, excluded)
+manifest = build_manifest(snakemake.input.tables, params.train_fraction, params.seed, excluded, params.folds)
 counts = manifest.groupby("split")["patient"].nunique().to_dict()
-log.info("split by patient: %s", counts)
+log.info("split by patient: %s; patients per fold: %s", counts,
+         manifest.groupby("fold")["patient"].nunique().to_dict())
+# Before any training job: the reader study's slices, counted exactly.
+check_reader_study_slices(manifest, params.images_per_modality, params.selection_patients, params.seed)
 write_manifest(manifest, snakemake.output.manifest)

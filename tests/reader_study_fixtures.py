@@ -1,4 +1,4 @@
-"""A tiny finished evaluation (manifest, predictions, metric tables) to build reader studies from.
+"""A tiny finished evaluation (manifest, predictions, model selection) to build reader studies from.
 
 Shared by the reader-study tests. Predictions are written as a model might: ``smooth`` makes them
 blurrier than the ground truth (so they compress better), ``leaky_encoding`` saves them with other
@@ -57,15 +57,17 @@ def write_finished_evaluation(root: Path, n_test_patients: int = 2, n_slices: in
                     image.convert("RGB").save(out / Path(rel).name, pnginfo=info, compress_level=1)
                 else:
                     image.save(out / Path(rel).name)
-    tables = {}
-    for direction in ("mr2ct", "ct2mr"):
-        path = root / f"results/tables/metrics_{direction}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"model": list(MODELS), "category": ["baseline", "local"], "n_slices": [6, 6],
-                      "psnr_avg": [20.0, 22.0], "psnr_std": [1.0, 1.0], "mae_avg": [5.0, 7.0],
-                      "mae_std": [1.0, 1.0], "best": ["mae", "psnr"]}).to_csv(path, index=False)
-        tables[direction] = path
-    return {"manifest_path": manifest_path, "metric_tables": tables, "prediction_dirs": dirs}
+    selection = write_selection_table(root, "skimage_photos")
+    return {"manifest_path": manifest_path, "selection": selection, "prediction_dirs": dirs}
+
+
+def write_selection_table(root: Path, model: str, patients: str = "") -> Path:
+    """``results/reader_study/selection.csv`` naming ``model`` for both directions, chosen on ``patients``."""
+    path = root / "results/reader_study/selection.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"direction": ["mr2ct", "ct2mr"], "model": [model, model], "metric": ["psnr_masked"] * 2,
+                  "value": [22.0, 21.0], "patients": [patients, patients]}).to_csv(path, index=False)
+    return path
 
 
 def page_images(page: str) -> list[dict]:

@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from reader_study_fixtures import decode_uri, page_images, write_finished_evaluation
+from reader_study_fixtures import decode_uri, page_images, write_finished_evaluation, write_selection_table
 
 from mrct.io.png import read_gray_png
 from mrct.reader_study.design import (
     KEY_COLUMNS,
     ReaderStudySettings,
-    choose_model,
     default_min_gap,
     draw_study,
     order_showings,
@@ -111,17 +110,6 @@ def test_too_few_test_slices_is_a_clear_error() -> None:
         ReaderStudySettings(images_per_modality=7, metric="psnr")
 
 
-def test_choose_model_by_metric_direction_or_name() -> None:
-    table = pd.DataFrame({"model": ["a", "b", "c"], "psnr_avg": [20.0, 25.0, 22.0], "mae_avg": [3.0, 9.0, 1.0]})
-    assert choose_model(table, "psnr", None, "t.csv", higher_is_better=True) == "b"
-    assert choose_model(table, "mae", None, "t.csv", higher_is_better=False) == "c"
-    assert choose_model(table, "psnr", "a", "t.csv", higher_is_better=True) == "a"
-    with pytest.raises(ValueError, match=r"t.csv: reader_study.model 'zz' is not in the table"):
-        choose_model(table, "psnr", "zz", "t.csv", higher_is_better=True)
-    with pytest.raises(ValueError, match=r"t.csv: reader_study.metric 'vif' has no column 'vif_avg'"):
-        choose_model(table, "vif", None, "t.csv", higher_is_better=True)
-
-
 def test_kit_writes_page_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     inputs = write_finished_evaluation(tmp_path)
@@ -130,16 +118,17 @@ def test_kit_writes_page_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     study = build_reader_study(**inputs, settings=settings, seed=1, questionnaire=html, key=key)
     table = pd.read_csv(key)
     assert list(table.columns) == KEY_COLUMNS
-    assert len(table) == 16 and set(table["model"]) == {"skimage_photos"}  # best PSNR in both tables
+    assert len(table) == 16 and set(table["model"]) == {"skimage_photos"}  # the selection table's choice
     shown = page_images(html.read_text())
     assert [image["id"] for image in shown] == list(table["image_id"])  # the key is in showing order
     # the page shows the files' own pixels, re-encoded
     for image, png in zip(shown, study["png"], strict=True):
         np.testing.assert_array_equal(decode_uri(image["src"]), read_gray_png(png))
-    # a named model wins over the metric
-    build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr", model="scratch"), seed=1,
-                       questionnaire=html, key=key)
-    assert set(pd.read_csv(key)["model"]) == {"scratch"}
+    # the model and the patients it was chosen on come from selection.csv: none of theirs is shown
+    write_selection_table(tmp_path, "scratch", patients="t00")
+    build_reader_study(**inputs, settings=settings, seed=1, questionnaire=html, key=key)
+    shown_key = pd.read_csv(key)
+    assert set(shown_key["model"]) == {"scratch"} and set(shown_key["patient"]) == {"t01"}
 
 
 def test_kit_names_a_missing_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

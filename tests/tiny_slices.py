@@ -45,7 +45,7 @@ def write_tiny_dataset(
                 Image.fromarray(image).save(root / rel)
                 paths[f"{kind}_png"] = str(rel)
             rows.append({
-                "patient": patient, "slice": z, "split": split, **paths,
+                "patient": patient, "slice": z, "split": split, "fold": 0 if split == "test" else -1, **paths,
                 "ct_lo_hu": -1024.0, "ct_hi_hu": 2000.0, "mr_lo": 0.0, "mr_hi": 1000.0,
                 "rows": 20, "cols": 18, "head_fraction": 0.5, "synthetic": True,
             })

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mrct.evaluation.significance import unit_summary
+from mrct.evaluation.significance import control_of, unit_summary
 from mrct.evaluation.tables import (
     GROUP_TITLES,
     format_value,
@@ -39,6 +39,7 @@ SECTIONS = {
     "preprocessing": "Preprocessing QA",
     "tables": "Metric tables",
     "volumes": "HU metrics on whole volumes",
+    "design": "Study design: runs, replicates, selection",
     "significance": "Significance against scratch",
     "fid": "Distribution distance (FID)",
     "figures": "Figures",
@@ -79,6 +80,8 @@ class ReportInputs:
     fid: Path | None = None  # results/tables/fid.csv
     # table_v, table_vi, agreement, note of rule reader_study_analysis; None: no reader study
     reader_analysis: dict[str, Path] | None = None
+    # training.csv, replicates.csv, selection.csv and the design's sentences (mrct.report.design_section)
+    design: dict[str, Any] | None = None
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
@@ -156,12 +159,14 @@ SIGNIFICANCE_COLUMNS = ["direction", "metric", "model", "n", "mean_difference", 
 
 def significance_html(table: pd.DataFrame, alpha: float) -> str:
     """The unit of analysis and n in words, the per-patient tests, and the per-slice ones folded away."""
+    control = html.escape(control_of(table))
     method = (
-        "<p>Unit of analysis: <b>the patient</b>. Each metric is averaged over a patient's test slices; the "
-        "per-patient differences to scratch are tested with a paired two-sided Wilcoxon signed-rank test "
-        "(exact where possible; <i>n</i> = number of test patients; <i>p_min_attainable</i> = the smallest "
+        "<p>Unit of analysis: <b>the patient</b>. Each metric is averaged over a patient's test slices (and "
+        f"over the replicate trainings); the per-patient differences to {control} are tested with a paired "
+        "two-sided Wilcoxon signed-rank test (exact where possible; <i>n</i> = number of tested patients, pooled "
+        "out of fold; <i>p_min_attainable</i> = the smallest "
         "p-value the test can give for that n), Holm-corrected per direction and metric; the 95 % CI of the "
-        "mean difference (model − scratch) is a patient-level bootstrap (patients resampled with "
+        f"mean difference (model − {control}) is a patient-level bootstrap (patients resampled with "
         "replacement). Effect size: matched-pairs rank-biserial correlation.</p>"
     )
     sentences = "".join(f"<li>{html.escape(line)}</li>" for line in unit_summary(table, alpha))
@@ -372,6 +377,57 @@ def reader_study_kit_html(key: Path | None, screenshots: list[Path],
             "once as the model's output, far apart.</p>" + frame_to_html(counts) + steps + shots)
 
 
+def design_summary(design: dict[str, Any]) -> str:
+    """The design in one paragraph: folds, replicates, training-set sizes, control, pooling."""
+    folds, replicates = int(design["folds"]), int(design["replicates"])
+    text = ("One train/test split by patient (split.train_fraction); " if folds == 1 else
+            f"Patient-level {folds}-fold cross-validation: every patient is tested exactly once, and every "
+            "table and test pools the out-of-fold results; ")
+    text += (f"each model was trained {replicates} times per fold with different seeds (train.replicates); tables "
+             "show the mean over replicates. " if replicates > 1 else "one training per model and fold (one seed). ")
+    if design.get("train_sizes"):
+        text += (f"Smaller training sets {list(design['train_sizes'])} (nested subsets) feed the learning curve "
+                 "only; everything else uses the full training set. ")
+    text += (f"The significance tests compare every model with {design['control']}. "
+             "The latent space, FID, the whole-volume HU metrics, the figures and the reader study use the "
+             "out-of-fold predictions of replicate 0 on the full training set.")
+    if design["control"] == "random_init":
+        text += (" random_init has the zoo models' networks and training (strategy, frozen layers, adapters, "
+                 "learning rate and schedule) and differs from them only in its random start: the comparison "
+                 "with it isolates pretraining. scratch trains every layer from random weights at the network "
+                 "section's width, so a difference to it mixes pretraining with capacity and optimisation.")
+    return text
+
+
+def design_section(design: dict[str, Any]) -> str:
+    """What was trained (one row per model and run), the seed-to-seed spread beside each model's
+    difference to the control, and on which patients the reader study's model was chosen."""
+    selection = pd.read_csv(design["selection"], dtype={"patients": str}, keep_default_na=False)
+    replicates = pd.read_csv(design["replicates"])
+    parts = [f"<p>{html.escape(design_summary(design))}</p>",
+             "<h3>Reader study model: chosen on the selection patients, never shown to the readers</h3>",
+             frame_to_html(selection)]
+    control = design.get("control")
+    if control and not replicates.empty:
+        own = replicates.set_index(["direction", "metric", "model"])
+        rows = []
+        for (direction, metric, model), row in own.iterrows():
+            if model == control or (direction, metric, control) not in own.index:
+                continue
+            rows.append({"direction": direction, "metric": metric, "model": model,
+                         f"mean - {control}": row["mean"] - own.loc[(direction, metric, control), "mean"],
+                         "sd between replicates (model)": row["sd_between_replicates"],
+                         f"sd between replicates ({control})": own.loc[(direction, metric, control),
+                                                                       "sd_between_replicates"]})
+        parts += [f"<h3>Difference to {html.escape(control)} beside the seed-to-seed spread</h3>",
+                  "<p>A difference smaller than the spread between replicate seeds of one model is not a "
+                  "difference between models (n/a with one replicate).</p>"]
+        parts.append(frame_to_html(pd.DataFrame(rows)) if rows else "<p>Only the control was trained.</p>")
+    parts += ["<details><summary>Every training run (results/tables/training.csv)</summary>",
+              frame_to_html(pd.read_csv(design["training"])), "</details>"]
+    return "".join(parts)
+
+
 def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
@@ -387,7 +443,10 @@ def build_report(inputs: ReportInputs) -> str:
         for direction, path in inputs.metric_tables.items()
     ) + TABLES_NOTE
     body["volumes"] = volumes_section(inputs.volumes)
-    body["significance"] = significance_html(pd.read_csv(inputs.significance), inputs.alpha)
+    significance = pd.read_csv(inputs.significance)
+    body["significance"] = significance_html(significance, inputs.alpha)
+    if inputs.design is not None:
+        body["design"] = design_section(inputs.design)
     if inputs.fid is not None:
         body["fid"] = fid_section(inputs.fid)
     if inputs.reader_analysis is not None:
@@ -398,7 +457,8 @@ def build_report(inputs: ReportInputs) -> str:
     runtimes = runtime_table(inputs.benchmark_dir)
     body["runtimes"] = frame_to_html(runtimes) if len(runtimes) else "<p>No benchmark files found.</p>"
     body["provenance"] = provenance(inputs.config)
-    shown = {key: title for key, title in SECTIONS.items() if key in body}
+    titles = {**SECTIONS, "significance": f"Significance against {control_of(significance)}"}
+    shown = {key: title for key, title in titles.items() if key in body}
     nav = "".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in shown.items())
     sections = "".join(
         f'<section id="{key}"><h2>{html.escape(title)}</h2>{body[key]}</section>' for key, title in shown.items()

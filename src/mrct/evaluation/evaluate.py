@@ -71,3 +71,24 @@ def evaluate_model(model: str, manifest: pd.DataFrame, pred_root: str | Path, hu
             records.append(record)
         log.info("%s %s: %d slices evaluated", model, direction, len(preds))
     return pd.DataFrame.from_records(records, columns=[*SLICE_KEYS, *IMAGE_METRICS, *MASKED_METRICS, *HU_METRICS])
+
+
+def evaluate_runs(model: str, runs: Sequence[tuple[pd.DataFrame, str | Path, int, int]],
+                  hu_clip: Sequence[float]) -> pd.DataFrame:
+    """The model's one per-slice table over every run of the sweep (:mod:`mrct.slices.sweep`).
+
+    ``runs`` lists (the run's manifest, its prediction root, fold, replicate); each test slice
+    appears once per run that tested it, with the run's ``fold``, ``replicate`` and
+    ``n_train_patients`` (the training patients of its manifest).
+    """
+    frames = []
+    for manifest, pred_root, fold, replicate in runs:
+        n_train = int(manifest.loc[manifest["split"] == "train", "patient"].nunique())
+        frame = evaluate_model(model, manifest, pred_root, hu_clip)
+        frame.insert(4, "fold", int(fold))
+        frame.insert(5, "replicate", int(replicate))
+        frame.insert(6, "n_train_patients", n_train)
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"metrics of {model!r}: expected at least one run, got none")
+    return pd.concat(frames, ignore_index=True)

@@ -53,7 +53,7 @@ PERMUTATION_MAX_N = 13  # 2^13 sign flips < scipy's 9999 resamples: the permutat
 COLUMNS = [
     "direction", "metric", "model", "baseline", "unit", "n", "n_patients", "n_nonzero",
     "mean_difference", "median_difference", "ci_low", "ci_high", "statistic", "method",
-    "p_value", "p_min_attainable", "p_holm", "rank_biserial", "better", "significant", "note",
+    "p_value", "p_min_attainable", "p_holm", "rank_biserial", "better", "significant", "note", "control",
 ]
 SLICE_NOTE = "per slice: slices of one patient are not independent; for comparison only"
 
@@ -197,7 +197,8 @@ def compare_models(
         wide = _wide(values, key, metric)
         for model in (m for m in models if m != baseline):
             differences, n_patients = _differences(wide, model, baseline)
-            record = {"direction": direction, "metric": metric, "model": model, "baseline": baseline, "unit": unit,
+            record = {"direction": direction, "metric": metric, "model": model, "baseline": baseline,
+                      "control": baseline, "unit": unit,
                       "n": int(differences.size), "n_patients": n_patients,
                       "mean_difference": float(differences.mean()) if differences.size else math.nan,
                       "median_difference": float(np.median(differences)) if differences.size else math.nan,
@@ -220,7 +221,7 @@ def compare_models(
 
 def _skip(note: str) -> pd.DataFrame:
     row = {**dict.fromkeys(COLUMNS, math.nan), "direction": "", "metric": "", "model": "", "baseline": "",
-           "unit": "", "method": "", "better": False, "significant": False, "note": note}
+           "control": "", "unit": "", "method": "", "better": False, "significant": False, "note": note}
     return pd.DataFrame([row], columns=COLUMNS)
 
 
@@ -280,6 +281,12 @@ def read_patient_tables(paths: Mapping[str, str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def control_of(table: pd.DataFrame) -> str:
+    """The model a significance table tests against (its ``control`` column), for titles."""
+    names = [str(c) for c in table.get("control", pd.Series(dtype=str)).dropna().unique() if str(c)]
+    return names[0] if names else "scratch"
+
+
 def unit_summary(table: pd.DataFrame, alpha: float) -> list[str]:
     """Plain sentences: the unit of analysis, the patients behind the p-values, and what n allows."""
     lines = []
@@ -290,12 +297,13 @@ def unit_summary(table: pd.DataFrame, alpha: float) -> list[str]:
             continue
         p_min = float(rows["p_min_attainable"].min())
         noun = "test patient" if n_values == [1] else "test patients"
+        control = control_of(table)
         line = (f"{direction}: unit of analysis = patient; every p-value rests on n = "
-                f"{', '.join(map(str, n_values))} {noun} (paired with scratch); the smallest p-value the "
+                f"{', '.join(map(str, n_values))} {noun} (paired with {control}); the smallest p-value the "
                 f"test can reach with that n is {p_min:.3g}")
         if p_min >= alpha:
             line += (f", which is not below alpha = {alpha}: with this many patients no model can be "
-                     "significantly different from scratch, whatever the data; read the confidence intervals")
+                     f"significantly different from {control}, whatever the data; read the confidence intervals")
         lines.append(line + ".")
     if (table["unit"] == "slice").any():
         lines.append("Rows with unit = slice treat every slice as independent, which it is not: "
@@ -305,14 +313,15 @@ def unit_summary(table: pd.DataFrame, alpha: float) -> list[str]:
 
 def to_markdown(table: pd.DataFrame, alpha: float) -> str:
     """The significance table as Markdown: the method and the unit of analysis stated above it."""
+    control = control_of(table)
     intro = (
-        "### Significance against the from-scratch baseline\n\n"
+        f"### Significance against {control}\n\n"
         "Unit of analysis: the patient (per-patient means of each metric). Paired two-sided Wilcoxon "
         "signed-rank test over patients (exact where possible), Holm-corrected per direction, metric and "
         f"unit; significant when p_holm < {alpha}. p_min_attainable: the smallest p-value the test can give "
         f"for n. CI: {CI_LEVEL:.0%} patient-level (cluster) bootstrap interval of the mean difference "
-        "(model - scratch). Effect size: matched-pairs rank-biserial correlation (positive: model values "
-        "higher than scratch).\n\n"
+        f"(model - {control}). Effect size: matched-pairs rank-biserial correlation (positive: model values "
+        f"higher than {control}).\n\n"
     )
     intro += "".join(f"- {line}\n" for line in unit_summary(table, alpha)) + "\n"
     shown = table.copy()

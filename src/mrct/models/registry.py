@@ -13,16 +13,26 @@ from typing import Any
 
 import yaml
 
-#: Non-zoo models: ``scratch`` starts from random weights; ``skimage_photos`` is pretrained
-#: offline by this package on scikit-image's sample photographs (see mrct.models.pretrain_photos).
-#: ``start_file`` says whether training starts from a weight file (``resources/pretrained``);
-#: a model that does not starts from random weights and always trains every layer.
+#: Non-zoo models: ``scratch`` starts from random weights at the ``network`` section's width and
+#: trains every layer; ``random_init`` is the like-for-like control of the zoo models: their
+#: networks (``zoo_networks``), random weights, and the zoo models' training (the configured
+#: strategy, frozen layers and adapters included), so it differs from them only in its start;
+#: ``skimage_photos`` is pretrained offline by this package on scikit-image's sample photographs
+#: (see mrct.models.pretrain_photos). ``start_file`` says whether training starts from a weight
+#: file (``resources/pretrained``).
 LOCAL_MODELS = {
     "scratch": {
         "category": "baseline (random init)",
         "lambda_cycle": 10.0,
         "start_file": False,
         "label": "scratch (random initialisation, not pretrained)",
+    },
+    "random_init": {
+        "category": "control (random init, zoo networks and training)",
+        "lambda_cycle": 10.0,
+        "start_file": False,
+        "zoo_networks": True,
+        "label": "random_init (zoo architecture from random weights, trained like a zoo model; the control)",
     },
     "skimage_photos": {
         "category": "local pretraining (scikit-image photos)",
@@ -64,6 +74,11 @@ def model_info(name: str) -> dict[str, Any]:
     except KeyError:
         known = sorted([*LOCAL_MODELS, *_registry_file()["models"]])
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}") from None
+
+
+def uses_zoo_networks(name: str) -> bool:
+    """Whether ``name`` has the zoo's networks and training (zoo models and their control)."""
+    return is_zoo_model(name) or bool(model_info(name).get("zoo_networks", False))
 
 
 def starts_from_file(name: str) -> bool:

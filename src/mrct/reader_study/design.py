@@ -1,4 +1,4 @@
-"""The study's design: the model per direction, the slices, their order and their opaque ids.
+"""The study's design: the slices, their order and their opaque ids.
 
 Every drawn test slice is shown twice, once as ground truth and once as the model's output, so
 that the two ratings of one slice can be paired (the study's Table VI). The sequence is cut in
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,25 +43,6 @@ class ReaderStudySettings:
     @property
     def slices_per_direction(self) -> int:
         return self.images_per_modality // 2
-
-
-def choose_model(table: pd.DataFrame, metric: str, model: str | None, source: str | Path,
-                 higher_is_better: bool) -> str:
-    """The model of one direction: ``model`` when named, else the best AVG of ``metric``."""
-    if model is not None:
-        if model not in set(table["model"]):
-            raise ValueError(f"{source}: reader_study.model {model!r} is not in the table "
-                             f"(models: {sorted(table['model'])})")
-        return model
-    column = f"{metric}_avg"
-    if column not in table.columns:
-        metrics = sorted(c.removesuffix("_avg") for c in table.columns if c.endswith("_avg"))
-        raise ValueError(f"{source}: reader_study.metric {metric!r} has no column {column!r} (metrics: {metrics})")
-    values = table[column].astype(float)
-    if values.isna().all():
-        raise ValueError(f"{source}: column {column!r} holds no value to choose a model by")
-    best = values.idxmax() if higher_is_better else values.idxmin()
-    return str(table.loc[best, "model"])
 
 
 def draw_slices(candidates: pd.DataFrame, n: int, rng: np.random.Generator, direction: str) -> pd.DataFrame:

@@ -12,17 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from mrct.evaluation.metrics import HIGHER_IS_BETTER
 from mrct.io.atomic import write_text_atomic
 from mrct.io.png import read_gray_png
-from mrct.reader_study.design import (
-    KEY_COLUMNS,
-    ReaderStudySettings,
-    choose_model,
-    draw_study,
-)
+from mrct.reader_study.design import KEY_COLUMNS, ReaderStudySettings, draw_study
 from mrct.reader_study.encoding import data_uri, encode_gray_png
 from mrct.reader_study.page import render_questionnaire
+from mrct.reader_study.selection import read_selection
 from mrct.slices.manifest import DIRECTIONS, read_manifest, split_rows
 
 log = logging.getLogger(__name__)
@@ -43,9 +38,12 @@ def prediction_dirs_by_key(dirs: Iterable[str | Path]) -> dict[tuple[str, str], 
     return {(Path(d).parent.name, Path(d).name): Path(d) for d in dirs}
 
 
-def candidate_slices(manifest: pd.DataFrame, direction: str, prediction_dir: Path) -> pd.DataFrame:
-    """Test slices with their ground truth and the model's output (same file name)."""
+def candidate_slices(manifest: pd.DataFrame, direction: str, prediction_dir: Path,
+                     excluded: Iterable[str] = ()) -> pd.DataFrame:
+    """Test slices with their ground truth and the model's output (same file name), less the
+    ``excluded`` patients (those the model was chosen on)."""
     rows = split_rows(manifest, "test")
+    rows = rows[~rows["patient"].astype(str).isin(set(excluded))]
     real = rows[DIRECTIONS[direction].target_column].astype(str)
     synthetic = [prediction_dir / Path(p).name for p in real]
     missing = [str(p) for p in synthetic if not p.is_file()]
@@ -54,20 +52,6 @@ def candidate_slices(manifest: pd.DataFrame, direction: str, prediction_dir: Pat
                                 f"{' ...' if len(missing) > 3 else ''} ({len(missing)} in all)")
     return pd.DataFrame({"patient": rows["patient"], "slice": rows["slice"], "real_png": real,
                          "synthetic_png": [str(p) for p in synthetic]})
-
-
-def choose_models(metric_tables: Mapping[str, str | Path], settings: ReaderStudySettings) -> dict[str, str]:
-    """direction -> model shown for it (the best by ``settings.metric``, or the named model)."""
-    chosen = {}
-    for direction, path in metric_tables.items():
-        table = pd.read_csv(path)
-        if settings.model is None and settings.metric not in HIGHER_IS_BETTER:
-            raise ValueError(f"reader_study.metric: expected one of {sorted(HIGHER_IS_BETTER)}, "
-                             f"got {settings.metric!r}")
-        chosen[direction] = choose_model(table, settings.metric, settings.model, path,
-                                         HIGHER_IS_BETTER.get(settings.metric, True))
-        log.info("reader study, %s: model %s", direction, chosen[direction])
-    return chosen
 
 
 def encode_study_images(paths: Iterable[str]) -> tuple[list[str], tuple[int, int]]:
@@ -88,19 +72,23 @@ def encode_study_images(paths: Iterable[str]) -> tuple[list[str], tuple[int, int
     return uris, shape
 
 
-def build_reader_study(manifest_path: str | Path, metric_tables: Mapping[str, str | Path],
+def build_reader_study(manifest_path: str | Path, selection: str | Path,
                        prediction_dirs: Iterable[str | Path], settings: ReaderStudySettings, seed: int,
                        questionnaire: str | Path, key: str | Path) -> pd.DataFrame:
-    """Write the questionnaire and its key; return the study (key columns and ``png``) in order."""
+    """Write the questionnaire and its key; return the study (key columns and ``png``) in order.
+
+    ``selection`` is ``results/reader_study/selection.csv`` (:mod:`mrct.reader_study.selection`):
+    the model per direction, and the patients it was chosen on, whose slices are never shown.
+    """
     manifest = read_manifest(manifest_path)
-    models = choose_models(metric_tables, settings)
+    models, chosen_on = read_selection(selection)
     dirs = prediction_dirs_by_key(prediction_dirs)
     slices = {}
     for direction, model in models.items():
         if (model, direction) not in dirs:
             raise ValueError(f"reader study: expected predictions of {model!r} for {direction} among "
                              f"{sorted(str(d) for d in dirs.values())}")
-        slices[direction] = candidate_slices(manifest, direction, dirs[model, direction])
+        slices[direction] = candidate_slices(manifest, direction, dirs[model, direction], chosen_on)
     study = draw_study(slices, models, settings, seed)
     uris, (height, width) = encode_study_images(study["png"])
     page = render_questionnaire(list(study["image_id"]), uris, width=width, height=height)

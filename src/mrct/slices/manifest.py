@@ -17,6 +17,9 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "patient": "string",
     "slice": "int64",
     "split": "string",
+    # The fold in which the patient is tested; -1: a training patient of the single split
+    # (split.folds 1), never tested. A manifest without it is read as the single split.
+    "fold": "int64",
     "mr_png": "string",
     "ct_png": "string",
     "mask_png": "string",
@@ -33,7 +36,7 @@ MANIFEST_COLUMNS: dict[str, str] = {
 SPLITS = ("train", "test")
 
 #: Columns of a per-patient slice table (the manifest before the split is assigned).
-SLICE_TABLE_COLUMNS = [c for c in MANIFEST_COLUMNS if c != "split"]
+SLICE_TABLE_COLUMNS = [c for c in MANIFEST_COLUMNS if c not in ("split", "fold")]
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
@@ -42,6 +45,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: manifest not found (run the `split` rule first)")
     table = pd.read_csv(path)
+    if "fold" not in table.columns and "split" in table.columns:
+        table["fold"] = np.where(table["split"] == "test", 0, -1)
     missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing manifest columns {missing}")

@@ -1,8 +1,10 @@
 """The epoch loop: build, resume, train, checkpoint, log; final generators written at the end.
 
 Outputs of ``train_model`` in ``out_dir``: ``G_mr2ct.pth`` and ``G_ct2mr.pth`` (format
-``mrct-generator-1``, see mrct.models.networks) and ``train_log.csv`` (one row per epoch: mean of every
-loss, learning rate, seconds). Nothing final is written before the last epoch, so a killed job
+``mrct-generator-1``, see mrct.models.networks), ``train_log.csv`` (one row per epoch: mean of every
+loss, learning rate, seconds) and ``training.json`` (what was trained: seed, strategy, learning
+rate, trainable and total parameters of the two generators, epochs, seconds; gathered into
+``results/tables/training.csv``). Nothing final is written before the last epoch, so a killed job
 never leaves generators that look finished. The resumable state lives in ``checkpoint_path``,
 which is not a Snakemake output (Snakemake would delete it when the job fails). It is saved
 every ``checkpoint_minutes``, after the last epoch, and when SIGTERM or SIGUSR1 arrives (then
@@ -13,6 +15,7 @@ epoch, and a resumed run ends with the same weights as an uninterrupted one (bit
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -228,6 +231,16 @@ def _run_epoch(run: RunState, data: SliceSet, progress: Progress, s: TrainSettin
             "lr": lr, "seconds": time.perf_counter() - tic}
 
 
+def training_summary(s: TrainSettings, nets: CycleGANNets, rows: list[dict[str, float]]) -> dict[str, Any]:
+    """What one run trained, for ``results/tables/training.csv``: parameters of the two generators
+    (the discriminators train in full in every model, so they say nothing about transfer)."""
+    parameters = [p for g in nets.generators() for p in g.parameters()]
+    return {"model": s.model, "seed": s.seed, "strategy": s.strategy, "lr": s.lr,
+            "trainable_parameters": sum(p.numel() for p in parameters if p.requires_grad),
+            "total_parameters": sum(p.numel() for p in parameters),
+            "epochs": s.total_epochs, "seconds": float(sum(row["seconds"] for row in rows))}
+
+
 def _train(s: TrainSettings, device: torch.device, manifest: str | Path, pretrained: str | Path | None,
            out_dir: Path, checkpoint_path: str | Path, root: str | Path,
            hooks: tuple[Callable[[int], None] | None, Callable[[int, int], None] | None],
@@ -291,7 +304,8 @@ def _train(s: TrainSettings, device: torch.device, manifest: str | Path, pretrai
     # Every output names where the model started: zoo category, local photos, or random init.
     table = pd.DataFrame(rows).assign(model=s.model, start=label)
     write_text_atomic(out_dir / "train_log.csv", table.to_csv(index=False))
-    log.info("wrote %s/G_mr2ct.pth, G_ct2mr.pth and train_log.csv", out_dir)
+    write_text_atomic(out_dir / "training.json", json.dumps(training_summary(s, run.nets, rows), indent=1))
+    log.info("wrote %s/G_mr2ct.pth, G_ct2mr.pth, train_log.csv and training.json", out_dir)
     # The finished run needs no resume state; a zoo-sized checkpoint is ~0.4 GB per model.
     Path(checkpoint_path).unlink(missing_ok=True)
     return table

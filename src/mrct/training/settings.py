@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from mrct.models.registry import is_zoo_model, model_info, starts_from_file, zoo_architecture
+from mrct.models.registry import model_info, starts_from_file, uses_zoo_networks, zoo_architecture
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,14 @@ class TrainSettings:
 def settings_from_config(config: Mapping[str, Any], model: str) -> TrainSettings:
     """Build the settings of ``model`` from the validated workflow config.
 
-    Zoo models use the zoo's generator (ngf 64, 9 blocks) and the reference discriminator
-    (ndf 64); ``scratch`` and ``skimage_photos`` use the config's ``network`` section.
+    Zoo models and their control ``random_init`` use the zoo's generator (ngf 64, 9 blocks) and
+    the reference discriminator (ndf 64); ``scratch`` and ``skimage_photos`` use the config's
+    ``network`` section.
     The cycle weight is ``train.lambda_cycle`` or, when null, the model's registry value.
     """
     train = dict(config.get("train", {}))
     network = dict(config.get("network", {}))
-    if is_zoo_model(model):
+    if uses_zoo_networks(model):
         arch = zoo_architecture()
         ngf, n_blocks, ndf, d_layers = arch["ngf"], arch["n_blocks"], ZOO_NDF, 3
     else:
@@ -121,7 +122,7 @@ def settings_from_config(config: Mapping[str, Any], model: str) -> TrainSettings
     lambda_cycle = train.get("lambda_cycle")
     if lambda_cycle is None:
         lambda_cycle = float(model_info(model)["lambda_cycle"])
-    if not starts_from_file(model) and train.get("strategy", "full") != "full":
+    if not starts_from_file(model) and not uses_zoo_networks(model) and train.get("strategy", "full") != "full":
         # Freezing random layers is no baseline: scratch always trains every layer, so that the
         # comparison asks "does the pretrained start help", not "do frozen random features help".
         log.warning("model %s: strategy %r ignored, a random start trains every layer", model, train["strategy"])

@@ -1,0 +1,90 @@
+"""The study design end to end on the tiny demo: folds, replicates, control, selection, checks.
+
+One small run (3 patients in 3 folds, 2 replicate seeds, scratch and the like-for-like control)
+shows what the pipeline promises a study: every patient tested out of fold, n = all patients in
+the tests, replicates that differ, a table of what was trained, and a reader study that never
+shows the patients its model was chosen on. Dry runs show that a config that cannot finish stops
+before any job, naming the key and the numbers.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent / "slurm"))
+import tiny_workflow as tw  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+TARGETS = ["results/tables/significance.csv", "results/tables/replicates.csv", "results/tables/training.csv",
+           "results/reader_study/key.csv", "results/reader_study/selection.csv"]
+
+
+def test_a_config_that_cannot_finish_fails_when_the_dag_is_built(tmp_path):
+    too_many_folds = tw.write_workdir(tmp_path / "folds", tw.tiny_config(split={"folds": 4}))
+    result = tw.snakemake(too_many_folds, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "split.folds (4) is more than the number of patients (3)" in result.stdout + result.stderr
+    # 3 patients, 70/30: 1 tested (all shown: the model is named), 2 slices per patient; 6 images need 3.
+    too_many_images = tw.write_workdir(tmp_path / "images", tw.tiny_config(reader_study={"images_per_modality": 6}))
+    result = tw.snakemake(too_many_images, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "reader_study.images_per_modality (6) needs 3 test slices per direction" in result.stdout + result.stderr
+    assert "at most 2" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def crossvalidated(tmp_path_factory):
+    config = tw.tiny_config(
+        split={"folds": 3},
+        train={"replicates": 2},
+        models=["scratch", "random_init"],
+        reader_study={"images_per_modality": 2, "model": None, "selection_patients": 1},
+    )
+    workdir = tw.write_workdir(tmp_path_factory.mktemp("sweep"), config)
+    tw.snakemake(workdir, "--cores", "2", *TARGETS, timeout=1500)
+    return workdir
+
+
+def test_every_patient_is_tested_out_of_fold_and_the_tests_count_them_all(crossvalidated):
+    patients = set(pd.read_csv(crossvalidated / "results/slices/manifest.csv")["patient"])
+    assert len(patients) == 3
+    for model in ("scratch", "random_init"):
+        metrics = pd.read_csv(crossvalidated / f"results/metrics/{model}.csv")
+        assert set(metrics["patient"]) == patients
+        assert (metrics.groupby("patient")["fold"].nunique() == 1).all()  # tested in one fold only
+        assert metrics["fold"].nunique() == 3
+        assert (metrics.groupby(["patient", "slice", "direction"]).size() == 2).all()  # once per replicate
+    significance = pd.read_csv(crossvalidated / "results/tables/significance.csv")
+    patient_rows = significance[significance["unit"] == "patient"]
+    assert len(patient_rows) and (patient_rows["n"] == 3).all()
+    assert set(patient_rows["control"]) == {"random_init"} and set(patient_rows["model"]) == {"scratch"}
+
+
+def test_replicates_are_separate_trainings_with_different_weights(crossvalidated):
+    first, second = (torch.load(crossvalidated / f"results/models/scratch/fold0_rep{r}_nall/G_mr2ct.pth",
+                                weights_only=False)["state_dict"] for r in (0, 1))
+    assert first.keys() == second.keys()
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+    replicates = pd.read_csv(crossvalidated / "results/tables/replicates.csv")
+    assert list(replicates.columns) == ["direction", "metric", "model", "n_replicates", "mean", "sd_between_replicates"]
+    assert (replicates["n_replicates"] == 2).all() and replicates["sd_between_replicates"].notna().any()
+    training = pd.read_csv(crossvalidated / "results/tables/training.csv")
+    assert len(training) == 2 * 3 * 2  # models x folds x replicates
+    assert set(training.groupby("replicate")["seed"].first()) == {7, 1007}
+    assert (training["n_train_patients"] == 2).all()
+
+
+def test_the_reader_study_never_shows_a_selection_patient(crossvalidated):
+    selection = pd.read_csv(crossvalidated / "results/reader_study/selection.csv", dtype={"patients": str})
+    assert list(selection.columns) == ["direction", "model", "metric", "value", "patients"]
+    assert set(selection["metric"]) == {"ssim_masked"}
+    chosen_on = {p for text in selection["patients"] for p in text.split()}
+    assert len(chosen_on) == 1
+    key = pd.read_csv(crossvalidated / "results/reader_study/key.csv")
+    assert len(key) and not chosen_on & set(key["patient"].astype(str))

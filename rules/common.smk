@@ -79,7 +79,8 @@ def get_bias_settings():
 
 def get_slice_tables(wildcards):
     """The per-patient slice tables; first the checks of the design against the patient count
-    (mrct.slices.split.check_design), so a config that cannot finish fails before any job."""
+    (mrct.slices.split.check_design), so a config that cannot finish fails before any job.
+    """
     from mrct.slices.split import check_design
 
     patients = get_patients()
@@ -107,7 +108,9 @@ def run_tags(runs):
 
 def run_dicts(runs):
     """Runs as rule params (plain values), in the order of the input lists built from them."""
-    return [{"fold": r.fold, "replicate": r.replicate, "n_train": r.n_train} for r in runs]
+    return [
+        {"fold": r.fold, "replicate": r.replicate, "n_train": r.n_train} for r in runs
+    ]
 
 
 def run_manifest_path(tag):
@@ -272,11 +275,7 @@ def get_training_summaries(wildcards):
             for model in MODELS
             for s in expand(rules.train.output.summary, model=model, run=tags)
         ],
-        "manifests": [
-            run_manifest_path(tag)
-            for _ in MODELS
-            for tag in tags
-        ],
+        "manifests": [run_manifest_path(tag) for _ in MODELS for tag in tags],
     }
 
 
@@ -319,6 +318,7 @@ def get_final_output():
         *rules.tables.output,
         *rules.tables_volumes.output,
         rules.training_table.output.table,
+        *([rules.learning_curve.output.figure] if SWEEP.train_sizes else []),
         rules.latent_summary.output.separability,
         rules.latent_joint.output.tsne,
         rules.latent_joint.output.umap,
@@ -334,7 +334,9 @@ def get_prediction_dirs(wildcards):
     return [
         path
         for model in MODELS
-        for path in expand([source.output.mr2ct, source.output.ct2mr], model=model, run="")
+        for path in expand(
+            [source.output.mr2ct, source.output.ct2mr], model=model, run=""
+        )
     ]
 
 
@@ -354,6 +356,11 @@ def get_latent_separability(wildcards):
 
 def get_latent_plots(wildcards):
     return expand([rules.latent.output.tsne, rules.latent.output.umap], model=MODELS)
+
+
+def get_learning_curve_figure(wildcards):
+    """The learning-curve figure for the report, when split.train_sizes asks for one."""
+    return rules.learning_curve.output.figure if SWEEP.train_sizes else []
 
 
 def get_control():

@@ -120,6 +120,28 @@ rule tables:
         "../scripts/tables.py"
 
 
+# The learning curve (split.train_sizes): in rule all only when smaller training sets are asked for.
+rule learning_curve:
+    input:
+        table=rules.tables.output.learning_curve,
+    output:
+        figure=report(
+            "results/figures/learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Figures",
+            labels={"figure": "learning curve"},
+        ),
+    log:
+        "logs/learning_curve/learning_curve.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        metric=config["reader_study"]["metric"],
+    script:
+        "../scripts/learning_curve.py"
+
+
 # What was trained: one row per model and run, gathered from each run's training.json.
 rule training_table:
     input:

@@ -74,6 +74,7 @@ rule report:
         training=rules.training_table.output.table,
         replicates=rules.tables.output.replicates,
         selection=rules.select_model.output.selection,
+        learning_curve=get_learning_curve_figure,
     output:
         html=report(
             "results/report.html",

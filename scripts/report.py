@@ -29,9 +29,10 @@ report_inputs = ReportInputs(
     fid=Path(inputs.fid),
     # present once the questionnaire kit's rule is in the workflow (rules/common.smk)
     design={
-        "training": Path(inputs.training),
-        "replicates": Path(inputs.replicates),
-        "selection": Path(inputs.selection),
+        "training_table": Path(inputs.training),
+        "replicates_table": Path(inputs.replicates),
+        "selection_table": Path(inputs.selection),
+        "learning_curve": Path(inputs.learning_curve) if inputs.learning_curve else None,
         **snakemake.params.design,  # noqa: F821
     },
     reader_analysis={name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "agreement", "note")}

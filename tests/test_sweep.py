@@ -122,3 +122,33 @@ def test_selection_uses_only_the_selection_patients_and_a_masked_metric_by_name(
     assert set(table["model"]) == {"b" if chosen == ["p1"] else "a"}
     fixed = select_models(slices, ["a", "b"], "ssim_masked", 1, seed=5, fixed="a")
     assert set(fixed["model"]) == {"a"} and (fixed["patients"] == "").all()
+
+
+def test_report_names_the_control_and_the_selection_patients(tmp_path):
+    from mrct.evaluation.figures import learning_curve_plot, save_figure
+    from mrct.evaluation.significance import significance_table, to_markdown
+    from mrct.report import design_section
+
+    rows = []
+    for model, value in (("random_init", 0.4), ("horse2zebra", 0.6)):
+        for patient in ("p1", "p2", "p3"):
+            for replicate, shift in ((0, 0.0), (1, 0.02)):
+                rows += metric_rows(model, patient, replicate, value + shift + 0.01 * int(patient[1]))
+    slices = pd.DataFrame(rows)
+    table = significance_table(reported_slices(slices), ["random_init", "horse2zebra"], baseline="random_init",
+                               n_bootstrap=200)
+    assert set(table["control"]) == {"random_init"}
+    assert to_markdown(table, 0.05).startswith("### Significance against random_init")
+    paths = {"selection_table": tmp_path / "selection.csv", "replicates_table": tmp_path / "replicates.csv",
+             "training_table": tmp_path / "training.csv", "learning_curve": tmp_path / "curve.png"}
+    select_models(slices, ["random_init", "horse2zebra"], "ssim_masked", 1, 0).to_csv(paths["selection_table"],
+                                                                                        index=False)
+    replicate_table(slices, ["random_init", "horse2zebra"]).to_csv(paths["replicates_table"], index=False)
+    pd.DataFrame({"model": ["random_init"], "trainable_parameters": [263168]}).to_csv(paths["training_table"],
+                                                                                     index=False)
+    save_figure(learning_curve_plot(learning_curve(slices, ["random_init", "horse2zebra"])), paths["learning_curve"])
+    html = design_section({**paths, "folds": 3, "replicates": 2, "train_sizes": [], "control": "random_init"})
+    chosen = selection_patients(["p1", "p2", "p3"], 1, 0)[0]
+    assert "3-fold cross-validation" in html and "trained 2 times per fold" in html
+    assert f"<td>{chosen}</td>" in html and "isolates pretraining" in html
+    assert "mean - random_init" in html and "sd between replicates" in html and "<img" in html

@@ -402,8 +402,8 @@ def design_summary(design: dict[str, Any]) -> str:
 def design_section(design: dict[str, Any]) -> str:
     """What was trained (one row per model and run), the seed-to-seed spread beside each model's
     difference to the control, and on which patients the reader study's model was chosen."""
-    selection = pd.read_csv(design["selection"], dtype={"patients": str}, keep_default_na=False)
-    replicates = pd.read_csv(design["replicates"])
+    selection = pd.read_csv(design["selection_table"], dtype={"patients": str}, keep_default_na=False)
+    replicates = pd.read_csv(design["replicates_table"])
     parts = [f"<p>{html.escape(design_summary(design))}</p>",
              "<h3>Reader study model: chosen on the selection patients, never shown to the readers</h3>",
              frame_to_html(selection)]
@@ -423,8 +423,10 @@ def design_section(design: dict[str, Any]) -> str:
                   "<p>A difference smaller than the spread between replicate seeds of one model is not a "
                   "difference between models (n/a with one replicate).</p>"]
         parts.append(frame_to_html(pd.DataFrame(rows)) if rows else "<p>Only the control was trained.</p>")
+    if design.get("learning_curve") is not None:
+        parts.append(image_tag(design["learning_curve"], "learning curve (results/tables/learning_curve.csv)"))
     parts += ["<details><summary>Every training run (results/tables/training.csv)</summary>",
-              frame_to_html(pd.read_csv(design["training"])), "</details>"]
+              frame_to_html(pd.read_csv(design["training_table"])), "</details>"]
     return "".join(parts)
 
 

@@ -118,3 +118,22 @@ def loss_curves(train_logs: Mapping[str, pd.DataFrame]) -> plt.Figure:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def learning_curve_plot(curve: pd.DataFrame, metric: str = "ssim_masked") -> plt.Figure:
+    """``results/tables/learning_curve.csv`` as one panel per direction: ``metric`` (mean ± SD
+    over the tested patients) against the training patients, one line per model."""
+    directions = [d for d in DIRECTIONS if d in set(curve["direction"])]
+    fig, axes = plt.subplots(1, max(len(directions), 1), figsize=(5 * max(len(directions), 1), 3.6), squeeze=False)
+    for ax, direction in zip(axes[0], directions, strict=False):
+        own = curve[(curve["direction"] == direction) & (curve["metric"] == metric)]
+        for model, rows in own.groupby("model", sort=False):
+            rows = rows.sort_values("n_train_patients")
+            ax.errorbar(rows["n_train_patients"], rows["mean"], yerr=rows["sd"].fillna(0), marker="o", capsize=3,
+                        label=model)
+        ax.set_title(DIRECTIONS[direction].title, fontsize=9)
+        ax.set_xlabel("training patients")
+        ax.set_ylabel(f"{metric} (mean ± SD over patients)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -196,11 +196,8 @@ SYNTHETIC_DIRECTION = {f"s{d.target}": name for name, d in DIRECTION_TABLE.items
 
 def get_translation_generator(wildcards):
     direction = SYNTHETIC_DIRECTION[wildcards.synthetic]
-    return expand(
-        getattr(rules.train.output, f"g_{direction}"),
-        model=wildcards.model,
-        run=wildcards.run,
-    )
+    output = getattr(rules.train.output, f"g_{direction}")
+    return expand(output, model=wildcards.model, run=wildcards.run)[0]
 
 
 def get_translation_source(wildcards):

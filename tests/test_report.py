@@ -13,6 +13,7 @@ from test_reader_analysis import make_key, simulate, write_answers
 from test_tables import fake_metrics
 
 from mrct.evaluation.figures import figure_slices, loss_curves, metric_distributions, save_figure, translation_grid
+from mrct.evaluation.runs import replicate_table
 from mrct.evaluation.significance import significance_table
 from mrct.evaluation.tables import summarize
 from mrct.reader_study.analysis import read_key, write_analysis
@@ -83,10 +84,19 @@ def project(tmp_path):
     pd.DataFrame([{"model": "scratch", "direction": "mr2ct", "n_real": 4, "n_fake": 4, "fid_inception": None,
                    "fid_scratch_encoder": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
                  ).to_csv(tmp_path / "fid.csv", index=False)
+    design = {"training_table": tmp_path / "training.csv", "replicates_table": tmp_path / "replicates.csv",
+              "selection_table": tmp_path / "selection.csv", "folds": 1, "replicates": 1, "train_sizes": [],
+              "control": "scratch"}
+    pd.DataFrame([{"model": m, "fold": 0, "replicate": 0, "seed": 42} for m in MODELS]).to_csv(
+        design["training_table"], index=False)
+    replicate_table(slices, MODELS).to_csv(design["replicates_table"], index=False)
+    pd.DataFrame([{"direction": "mr2ct", "model": "scratch", "metric": "ssim_masked", "value": 0.5,
+                   "patients": "p1"}]).to_csv(design["selection_table"], index=False)
     return ReportInputs(manifest=tmp_path / "manifest.csv", metric_tables=tables, significance=tmp_path / "significance.csv",
                         qa_images=qa, figures=figures, latent_grid=grid, latent_plots=[grid], separability=tmp_path / "sep.csv",
                         benchmark_dir=tmp_path / "bench", config={"seed": 42, "models": MODELS},
-                        fid=tmp_path / "fid.csv", reader_analysis=_reader_study(tmp_path / "reader", answered=True))
+                        fid=tmp_path / "fid.csv", reader_analysis=_reader_study(tmp_path / "reader", answered=True),
+                        design=design)
 
 
 def _reader_study(folder, answered: bool):

@@ -22,7 +22,8 @@ DATASET = config["dataset"]["source"]
 MODELS = list(config["models"])
 DIRECTIONS = list(DIRECTION_TABLE)
 # Fold, replicate and training-set size: the runs of every model (mrct.slices.sweep). A run's
-# path segment is its tag ({run} below): empty for a single-run study, "/fold0_rep1_nall" else.
+# path segment is its tag ({run} below): empty for a single-run study, else fold, replicate and
+# training-set size below the model's folder (mrct.slices.sweep.Sweep.tag).
 SWEEP = Sweep.from_config(config)
 
 

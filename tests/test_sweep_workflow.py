@@ -88,3 +88,15 @@ def test_the_reader_study_never_shows_a_selection_patient(crossvalidated):
     assert len(chosen_on) == 1
     key = pd.read_csv(crossvalidated / "results/reader_study/key.csv")
     assert len(key) and not chosen_on & set(key["patient"].astype(str))
+
+
+def test_training_set_sizes_are_runs_of_the_same_rule(tmp_path):
+    """split.train_sizes adds nested smaller training sets: runs of rule train with their own
+    folders, and the learning-curve figure."""
+    workdir = tw.write_workdir(tmp_path / "sizes", tw.tiny_config(split={"train_sizes": [1]}))
+    jobs = tw.dry_run(workdir)
+    counts = tw.rule_counts(jobs)
+    assert counts["train"] == 2 and counts["run_manifest"] == 2 and counts["learning_curve"] == 1
+    outputs = {o for job in jobs if job.rule == "train" for o in job.outputs}
+    assert {"results/models/scratch/fold0_rep0_n1/G_mr2ct.pth",
+            "results/models/scratch/fold0_rep0_nall/G_mr2ct.pth"} <= outputs

@@ -63,7 +63,9 @@ def test_every_patient_is_tested_out_of_fold_and_the_tests_count_them_all(crossv
         assert (metrics.groupby(["patient", "slice", "direction"]).size() == 2).all()  # once per replicate
     significance = pd.read_csv(crossvalidated / "results/tables/significance.csv")
     patient_rows = significance[significance["unit"] == "patient"]
-    assert len(patient_rows) and (patient_rows["n"] == 3).all()
+    # n = every tested patient wherever the metric has values (VIF needs 41 px, more than these slices)
+    assert len(patient_rows) and set(patient_rows["n"]) - {0} == {3}
+    assert (patient_rows.loc[patient_rows["metric"] == "ssim_masked", "n"] == 3).all()
     # evaluate.control null without random_init: scratch
     assert set(patient_rows["control"]) == {"scratch"} and set(patient_rows["model"]) == {"skimage_photos"}
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
-from mrct.models.inception import INCEPTION_FILE
+from mrct.models.inception_file import INCEPTION_FILE
 from mrct.models.registry import load_zoo_registry, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.sources import local as local_source

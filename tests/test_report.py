@@ -179,3 +179,15 @@ def test_distributions_mark_a_metric_that_is_undefined_for_every_slice(tmp_path:
     assert "VIF inside the head mask" in titles
     assert texts == ["VIF inside the head mask: not defined for these slices"]
     save_figure(figure, tmp_path / "d.png")
+
+
+def test_volume_section_states_the_configured_hu_clip(tmp_path: Path) -> None:
+    from mrct.evaluation.volumes import summarize_volumes
+    from mrct.report import volumes_section
+
+    volumes = pd.DataFrame({"model": ["scratch"] * 2, "patient": ["p1", "p2"], "mae_hu": [80.0, 90.0],
+                            "psnr_hu": [25.0, 26.0], "ssim_hu": [0.8, 0.85]})
+    path = tmp_path / "metrics_volumes.csv"
+    summarize_volumes(volumes, ["scratch"]).to_csv(path, index=False)
+    section = volumes_section(path, [-1000.0, 2000.0])
+    assert "clipping to [-1000, 2000] HU" in section and "3000" not in section

@@ -182,13 +182,14 @@ def significance_html(table: pd.DataFrame, alpha: float) -> str:
 VOLUMES_NOTE = (
     "<p>MR → CT per test patient on the whole synthetic CT volume (every axial slice of the registered MR "
     "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
-    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to [-1024, 3000] HU. Mean ± sample STD "
+    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to {clip} HU. Mean ± sample STD "
     "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
     "from the 8-bit PNGs instead (windowed and quantised).</p>"
 )
 
 
-def volumes_section(path: Path | None) -> str:
+def volumes_section(path: Path | None, hu_clip: list[float] | None = None) -> str:
+    """The volume table; ``hu_clip`` is ``evaluate.hu_clip``, the clip the PSNR and SSIM columns used."""
     if path is None:
         return "<p>No volume metrics.</p>"
     header, rows = volume_table_cells(pd.read_csv(path))
@@ -198,7 +199,8 @@ def volumes_section(path: Path | None) -> str:
                          for t, best in cells) + "</tr>"
         for cells in rows
     )
-    return VOLUMES_NOTE + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    clip = f"[{hu_clip[0]:g}, {hu_clip[1]:g}]" if hu_clip else "the configured range (evaluate.hu_clip)"
+    return VOLUMES_NOTE.format(clip=clip) + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def data_section(manifest: pd.DataFrame) -> str:
@@ -386,7 +388,7 @@ def build_report(inputs: ReportInputs) -> str:
         f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()
     ) + TABLES_NOTE
-    body["volumes"] = volumes_section(inputs.volumes)
+    body["volumes"] = volumes_section(inputs.volumes, inputs.config.get("evaluate", {}).get("hu_clip"))
     body["significance"] = significance_html(pd.read_csv(inputs.significance), inputs.alpha)
     if inputs.fid is not None:
         body["fid"] = fid_section(inputs.fid)

@@ -226,8 +226,8 @@ def test_tiny_workflow_through_the_slurm_profile(
     assert len(groups) == demo["n_patients"], jobs
     assert {table[i]["Partition"] for i in groups} == {default_partition}
     train = [i for i, what in jobs.items() if what == "rule_train"]
-    if train:
-        (job,) = train
-        assert table[job]["Partition"] == profile["set-resources"]["train"]["slurm_partition"]
-        assert "gpu:1" in table[job]["tres-per-job"], table[job]
-        assert (workdir / "results/models/scratch/train_log.csv").exists()
+    assert len(train) == 1, f"expected the one training job of the tiny config, got {jobs}"
+    (job,) = train
+    assert table[job]["Partition"] == profile["set-resources"]["train"]["slurm_partition"]
+    assert "gpu:1" in table[job]["tres-per-job"], table[job]
+    assert (workdir / "results/models/scratch/train_log.csv").exists()

@@ -1,8 +1,10 @@
-"""Shared fixtures: tiny synthetic volumes and a local HTTP server. Others may append fixtures."""
+"""Shared fixtures: tiny synthetic volumes, a local HTTP server, and the suite's one end-to-end run."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -11,6 +13,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
+# The tiny-config helpers (tests/slurm/tiny_workflow.py), importable as ``tiny_workflow`` by every test.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+import tiny_workflow as tw  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole workflow, run once for the session on ``tw.e2e_config()`` (``rule all``).
+
+    Tests read it; a test that must change it (a config, a file, a rerun) works on a copy
+    (``e2e_copy``), so one run serves the workflow, rerun, reader-study and report tests.
+    """
+    reuse = os.environ.get("MRCT_E2E_RUN")
+    if reuse:
+        # While iterating on the assertions: a workdir finished before with tw.e2e_config(); tests
+        # still only read it (the ones that change it work on copies).
+        workdir = Path(reuse)
+        assert tw.dry_run(workdir) == [], f"MRCT_E2E_RUN={reuse} is not a finished run of the current workflow"
+        return workdir
+    workdir = tw.write_workdir(tmp_path_factory.mktemp("e2e"), tw.e2e_config())
+    tw.snakemake(workdir, "--cores", "2", timeout=3000)
+    return workdir
+
+
+@pytest.fixture
+def e2e_copy(e2e_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the shared run (times and Snakemake metadata kept)."""
+    return tw.copy_workdir(e2e_run, tmp_path / "work")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
+import tiny_workflow as tw  # tests/slurm/, on the path through conftest.py
 
 HEAVY = ("torch", "torchmetrics", "umap", "matplotlib")
 

@@ -7,20 +7,15 @@ kit's rule for it), so the analysis rule runs alone: with no answers, then with 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tiny_workflow as tw  # tests/slurm/, on the path through conftest.py
 
 from test_reader_analysis import make_key, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("tiny_workflow", ROOT / "tests" / "slurm" / "tiny_workflow.py")
-tw = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = tw
-spec.loader.exec_module(tw)
 
 pytestmark = pytest.mark.slow
 TABLES = ["results/reader_study/table_v.csv", "results/reader_study/table_vi.csv"]

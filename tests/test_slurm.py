@@ -44,17 +44,7 @@ def _load_cluster_module():
 cluster_module = _load_cluster_module()
 
 
-def _load_tiny_workflow():
-    spec = importlib.util.spec_from_file_location(
-        "tiny_workflow", ROOT / "tests/slurm/tiny_workflow.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tw = _load_tiny_workflow()
+import tiny_workflow as tw  # noqa: E402 - tests/slurm/, on the path through conftest.py
 
 
 def profile_settings() -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,8 @@ class Route:
     ``Range: bytes=N-`` is answered with 206 and the rest from byte N, unless ``ignore_range``
     (then 200 and the whole body, as servers without range support do); ``If-Range`` that
     differs from ``etag`` also gets the whole body. ``busy_times`` answers the first that many
-    requests with 503 and ``Retry-After: retry_after`` (when set).
+    requests with 503 and ``Retry-After: retry_after`` (when set). ``stall_s`` keeps a cut
+    connection open that long before closing it (a stalled transfer: the client times out).
     """
 
     body: bytes
@@ -69,6 +71,7 @@ class Route:
     etag: str | None = None
     busy_times: int = 0
     retry_after: str | None = None
+    stall_s: float = 0.0
 
 
 @dataclass
@@ -142,6 +145,8 @@ def file_server() -> Iterator[FileServer]:
             cut = route.cut is not None and (route.cut_times is None or route.served <= route.cut_times)
             self.wfile.write(body[: route.cut] if cut else body)
             self.wfile.flush()
+            if cut and route.stall_s:
+                time.sleep(route.stall_s)
             self.close_connection = True
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002

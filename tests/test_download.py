@@ -276,3 +276,11 @@ def test_md5_of_a_hand_placed_file_is_checked_before_recording(tmp_path: Path) -
     assert not lock.exists()
     good = hashlib.md5(b"truncated then padded").hexdigest()
     assert verify_file(dest, md5=good, lock_file=lock) == hashlib.sha256(b"truncated then padded").hexdigest()
+
+
+def test_stalled_transfer_times_out_and_continues(tmp_path: Path, file_server: FileServer, payload: bytes) -> None:
+    file_server.routes["a.bin"] = Route(payload, cut=4096, cut_times=1, stall_s=2.0)
+    dest = tmp_path / "a.bin"
+    download(file_server.url("a.bin"), dest, retries=1, timeout=0.5, backoff=0)
+    assert file_server.headers[1]["Range"] == "bytes=4096-"
+    assert dest.read_bytes() == payload

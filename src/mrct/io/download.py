@@ -318,7 +318,9 @@ def _fetch_once(url: str, partial: _Partial, timeout: float, progress_interval: 
         progress = _Progress(url, offset, partial.total, progress_interval)
         done = offset
         try:
-            while chunk := response.read(CHUNK_BYTES):
+            # read1: whatever has arrived (up to a chunk), so that bytes received before a
+            # timeout are on disk to continue from, not lost in a half-filled read buffer.
+            while chunk := response.read1(CHUNK_BYTES):
                 handle.write(chunk)
                 done += len(chunk)
                 progress.update(done)

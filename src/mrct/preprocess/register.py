@@ -245,8 +245,8 @@ def alignment_change_mm(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_
 
 
 def register_or_keep(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_mask: sitk.Image,
-                     settings: dict[str, Any], seed: int, workdir: Path) -> tuple[sitk.Transform, sitk.Image, str]:
-    """(transform, MR on the CT grid, what was done and why).
+                     settings: dict[str, Any], seed: int, workdir: Path) -> tuple[sitk.Transform, sitk.Image, bool]:
+    """(transform, MR on the CT grid, whether the MR was kept as given); the log says why.
 
     ``settings["mode"]`` ``auto`` keeps the MR voxels as they are when the MR is on the CT's grid
     (grid_difference is empty) and a registration from there moves no corner of the CT head's
@@ -254,7 +254,7 @@ def register_or_keep(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_mas
     blurs it (one more interpolation) and risks a worse alignment than the one it came with.
     Every other MR, and every MR with ``always``, is registered and resampled.
     """
-    mode = settings.get("mode", "always")
+    mode = settings["mode"]
     if mode not in MODES:
         raise ValueError(f"preprocess.registration.mode must be one of {MODES}, got {mode!r}")
     if mode == "auto":
@@ -265,18 +265,18 @@ def register_or_keep(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_mas
             change = alignment_change_mm(ct, mr, ct_mask, mr_mask, settings, seed)
             tolerance = settings["aligned_tolerance_mm"]
             if change < tolerance:
-                kept = sitk.Cast(mr, sitk.sitkFloat32)
-                kept.CopyInformation(ct)  # equal within GRID_TOLERANCE; now exactly the CT's grid
+                as_given = sitk.Cast(mr, sitk.sitkFloat32)
+                as_given.CopyInformation(ct)  # equal within GRID_TOLERANCE; now exactly the CT's grid
                 reason = (f"kept as given: on the CT grid and aligned (a registration from there moves it "
                           f"{change:.2f} mm < {tolerance} mm)")
                 log.info("MR %s", reason)
-                return sitk.Euler3DTransform(), kept, reason
+                return sitk.Euler3DTransform(), as_given, True
             reason = f"registered: on the CT grid but {change:.2f} mm off (>= {tolerance} mm)"
     else:
         reason = "registered (preprocess.registration.mode: always)"
     log.info("MR %s", reason)
     transform = register(ct, mr, ct_mask, mr_mask, settings, seed, workdir)
-    return transform, resample_to(ct, mr, transform), reason
+    return transform, resample_to(ct, mr, transform), False
 
 
 def resample_to(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> sitk.Image:

@@ -36,15 +36,15 @@ def bias_correct_files(mr_path: str, out: dict[str, str], method: str, settings:
 def register_files(mr_path: str, mr_mask_path: str, ct_path: str, out: dict[str, str],
                    settings: dict[str, Any], head_threshold_hu: float, seed: int, patient: str,
                    evaluation_mask_path: str | None = None) -> None:
-    """Register (or keep an MR already aligned on the CT grid, see register_or_keep); write MR and CT on the CT grid, the head mask, the transform, the QA figure, and
-    (when ``out`` names ``body_mask``) the body mask of the HU metrics: ``evaluation_mask_path``
+    """Register (or keep an MR already aligned on the CT grid: register_or_keep); write MR and CT
+    on the CT grid, the head mask, the transform, the QA figure, and (when ``out`` names ``body_mask``) the body mask of the HU metrics: ``evaluation_mask_path``
     (SynthRAD2023's mask.nii.gz) on the CT grid when given, else the CT's filled outline."""
     ct = read_volume(ct_path, "ct")
     mr = sitk.ReadImage(mr_path, sitk.sitkFloat32)
     mr_mask = sitk.ReadImage(mr_mask_path, sitk.sitkUInt8)
     ct_mask = ct_head_mask(ct, head_threshold_hu)
     with tempfile.TemporaryDirectory() as workdir:
-        transform, mr_on_ct, decision = register_or_keep(ct, mr, ct_mask, mr_mask, settings, seed, Path(workdir))
+        transform, mr_on_ct, kept = register_or_keep(ct, mr, ct_mask, mr_mask, settings, seed, Path(workdir))
     write_volume(mr_on_ct, out["mr"])
     write_volume(ct, out["ct"])
     write_volume(ct_mask, out["mask"])
@@ -54,6 +54,7 @@ def register_files(mr_path: str, mr_mask_path: str, ct_path: str, out: dict[str,
         write_volume(body, out["body_mask"])
     with atomic_path(out["transform"]) as tmp:
         sitk.WriteTransform(transform, str(tmp))
-    kept = decision.startswith("kept")
-    title = f"{patient}: MR kept as given (aligned on the CT grid)" if kept else f"{patient}: MR registered to CT ({settings['backend']})"
+    title = f"{patient}: MR registered to CT ({settings['backend']})"
+    if kept:
+        title = f"{patient}: MR kept as given (aligned on the CT grid)"
     registration_figure(ct, mr_on_ct, ct_mask, title, out["qa"])

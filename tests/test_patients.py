@@ -80,7 +80,7 @@ def test_report_shows_the_patients_per_centre(tmp_path: Path) -> None:
     path = tmp_path / "patients.csv"
     write_patients_table(["1BA001", "1BA007", "1BB003", "1BC010"], "synthrad2023", path)
     html = patients_html(read_patients_table(path))
-    assert "4 patients of source synthrad2023" in html
+    assert "The 4 patients of this run (source synthrad2023)" in html
     assert "<td>A</td><td>2</td>" in html and "<td>C</td><td>1</td>" in html
     assert "<td>1BB003</td><td>B</td><td>synthrad2023</td>" in html
     write_patients_table(["demo001"], "demo", path)

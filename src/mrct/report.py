@@ -216,8 +216,9 @@ def patients_html(table: pd.DataFrame) -> str:
     """The chosen patients: a count per centre, and the list (patient, centre, source) folded."""
     centres = table["centre"].fillna("").astype(str).replace("", "unknown")
     counts = centres.value_counts().sort_index().rename_axis("centre").rename("patients").reset_index()
-    return (f"<p>{len(table)} patients of source {html.escape(', '.join(sorted(set(table['source'].astype(str)))))} "
-            "(dataset.patients, else a seeded sample of dataset.max_patients balanced across centres):</p>"
+    source = html.escape(", ".join(sorted(set(table["source"].astype(str)))))
+    return (f"<p>The {len(table)} patients of this run (source {source}), per centre (dataset.patients or "
+            "dataset.max_patients in the provenance below: none set means every patient of the source):</p>"
             + frame_to_html(counts) + "<details><summary>Patients and centres</summary>" + frame_to_html(table)
             + "</details>")
 

@@ -8,7 +8,8 @@ from mrct.models.registry import load_zoo_registry, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
-from mrct.sources.synthrad import synthrad_patient_ids
+from mrct.sources.patients import choose_patients
+from mrct.sources.synthrad import CHALLENGES, synthrad_patient_ids
 
 try:
     validate_config(config)
@@ -18,6 +19,10 @@ except ConfigError as error:
 DATASET = config["dataset"]["source"]
 MODELS = list(config["models"])
 DIRECTIONS = list(DIRECTION_TABLE)
+# The SynthRAD challenge whose archive rules/data.smk fetches and unpacks (synthrad2023 when
+# the source is another: those rules are then defined but unused), and its files' suffix.
+SYNTHRAD = DATASET if DATASET in CHALLENGES else "synthrad2023"
+RAW_SUFFIX = CHALLENGES[SYNTHRAD].suffix if DATASET in CHALLENGES else ".nii.gz"
 
 
 wildcard_constraints:
@@ -26,23 +31,37 @@ wildcard_constraints:
     direction="|".join(DIRECTIONS),
 
 
-def _first(ids):
-    """Keep the first ``dataset.max_patients`` patients (sorted), as the study took 18."""
-    limit = config["dataset"].get("max_patients")
-    ids = sorted(ids)
-    return ids[:limit] if limit else ids
+def _choose(ids):
+    """dataset.patients, else a seeded sample of dataset.max_patients balanced across centres."""
+    try:
+        return choose_patients(
+            ids,
+            DATASET,
+            max_patients=config["dataset"].get("max_patients"),
+            patients=config["dataset"].get("patients"),
+            seed=config["seed"],
+        )
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
 
 
 def get_patients():
-    """Patient ids; for SynthRAD2023 they are read from the downloaded archive (checkpoint)."""
+    """Patient ids; for SynthRAD they are read from the downloaded archive (checkpoint)."""
     if DATASET == "demo":
-        return _first(demo_patient_ids(config["dataset"]["demo"]["n_patients"]))
+        return _choose(demo_patient_ids(config["dataset"]["demo"]["n_patients"]))
     if DATASET == "local":
-        return _first(local_source.find_patients(config["dataset"]["path"]))
+        return _choose(local_source.find_patients(config["dataset"]["path"]))
     archive = checkpoints.download_dataset.get().output.archive
-    return _first(
-        synthrad_patient_ids(archive, config["dataset"]["synthrad2023"]["region"])
+    return _choose(
+        synthrad_patient_ids(archive, config["dataset"][DATASET]["region"], DATASET)
     )
+
+
+def get_patient_list_inputs(wildcards):
+    """The archive the SynthRAD patient list is read from (so the list waits for it); none else."""
+    if DATASET in CHALLENGES:
+        return rules.download_dataset.output.archive
+    return []
 
 
 def get_raw_image(modality):
@@ -52,15 +71,15 @@ def get_raw_image(modality):
         if DATASET == "local":
             folder = Path(config["dataset"]["path"]) / wildcards.patient
             return str(local_source.find_modality(folder, modality))
-        return f"data/raw/{DATASET}/{wildcards.patient}/{modality}.nii.gz"
+        return f"data/raw/{DATASET}/{wildcards.patient}/{modality}{RAW_SUFFIX}"
 
     return inner
 
 
 def get_evaluation_mask(wildcards):
-    """SynthRAD2023's own mask.nii.gz (the challenge's evaluation mask); none for other sources."""
-    if DATASET == "synthrad2023":
-        return f"data/raw/synthrad2023/{wildcards.patient}/mask.nii.gz"
+    """SynthRAD's own mask (the challenge's evaluation mask); none for other sources."""
+    if DATASET in CHALLENGES:
+        return f"data/raw/{DATASET}/{wildcards.patient}/mask{RAW_SUFFIX}"
     return []
 
 

@@ -77,6 +77,7 @@ def test_report_has_every_section_with_inline_images_only(e2e_run: Path) -> None
     assert all(url.startswith(("data:", "#")) for url in reader.urls), reader.urls
     assert not reader.tags & {"script", "link", "iframe", "object", "embed"}
     assert "SYNTHETIC" in page
+    assert f"The {tw.E2E['dataset']['demo']['n_patients']} patients of this run (source demo)" in page
     for model in MODELS:
         assert model in page
 

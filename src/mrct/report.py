@@ -79,6 +79,7 @@ class ReportInputs:
     fid: Path | None = None  # results/tables/fid.csv
     # table_v, table_vi, agreement, note of rule reader_study_analysis; None: no reader study
     reader_analysis: dict[str, Path] | None = None
+    patients: Path | None = None  # results/preprocessed/patients.csv
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
@@ -211,6 +212,17 @@ def data_section(manifest: pd.DataFrame) -> str:
                  .reset_index())
     patients = manifest.groupby(["split", "patient"]).size().rename("slices").reset_index()
     return banner + frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
+
+
+def patients_html(table: pd.DataFrame) -> str:
+    """The chosen patients: a count per centre, and the list (patient, centre, source) folded."""
+    centres = table["centre"].fillna("").astype(str).replace("", "unknown")
+    counts = centres.value_counts().sort_index().rename_axis("centre").rename("patients").reset_index()
+    source = html.escape(", ".join(sorted(set(table["source"].astype(str)))))
+    return (f"<p>The {len(table)} patients of this run (source {source}), per centre (dataset.patients or "
+            "dataset.max_patients in the provenance below: none set means every patient of the source):</p>"
+            + frame_to_html(counts) + "<details><summary>Patients and centres</summary>" + frame_to_html(table)
+            + "</details>")
 
 
 def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
@@ -378,6 +390,9 @@ def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
     body: dict[str, str] = {"data": data_section(manifest)}
+    if inputs.patients is not None:
+        # Centres are letters, empty where unknown: read as text, not as NaN.
+        body["data"] += patients_html(pd.read_csv(inputs.patients, dtype=str, keep_default_na=False))
     registration = ""
     if inputs.registration_qa is not None:
         qa = read_registration_qa(inputs.registration_qa)

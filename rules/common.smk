@@ -84,6 +84,22 @@ def get_registration_qa_records(wildcards):
     )
 
 
+def get_demo_settings():
+    """The demo generator's settings but the mix-up list, so listing a patient remakes only it."""
+    return {k: v for k, v in config["dataset"]["demo"].items() if k != "mixed_up"}
+
+
+def is_demo_mixup(wildcards):
+    """Whether this demo patient's MR is to be another head's (dataset.demo.mixed_up)."""
+    return wildcards.patient in config["dataset"]["demo"].get("mixed_up", [])
+
+
+def get_registration_qa_bounds():
+    """The bounds of the registration-QA decision (every key but keep_flagged)."""
+    settings = config["preprocess"]["registration_qa"]
+    return {key: value for key, value in settings.items() if key != "keep_flagged"}
+
+
 def get_excluded_patients():
     """Patients that rule split leaves out (registration flagged, keep_flagged false).
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import yaml
 from scipy.spatial.distance import dice as scipy_dice_dissimilarity
 from scipy.stats import entropy
 from sklearn.metrics import mutual_info_score
 
-from mrct.config import load_config
+from mrct.config import deep_merge, load_config, validate_config
 from mrct.preprocess.register import _slab_offsets
 from mrct.preprocess.registration_qa import (
+    RegistrationQAStop,
     collect_registration_qa,
     dice,
     excluded_patients,
@@ -26,6 +29,8 @@ from mrct.preprocess.registration_qa import (
     read_registration_qa,
     registration_metrics,
     registration_qa_files,
+    require_each_group,
+    require_enough_patients,
     write_registration_qa,
 )
 from mrct.preprocess.steps import bias_correct_files, register_files
@@ -33,6 +38,11 @@ from mrct.report import excluded_section, registration_qa_section
 from mrct.slices.manifest import SLICE_TABLE_COLUMNS
 from mrct.slices.split import assign_split, build_manifest
 from mrct.sources import demo
+
+
+CONFIG = load_config("config.yaml")
+QA_SETTINGS = CONFIG["preprocess"]["registration_qa"]
+QA_BOUNDS = {key: value for key, value in QA_SETTINGS.items() if key != "keep_flagged"}
 
 
 def _box(shape, start, stop):
@@ -132,31 +142,92 @@ def test_partial_field_of_view_is_judged_on_what_it_shows():
     metrics = registration_metrics(ct_image, sitk.Resample(mr_slab, ct_image, away, sitk.sitkLinear, 0.0),
                                    ct_mask, mr_mask, away)
     assert math.isnan(metrics["nmi"]) and metrics["head_in_fov"] == 0
-    assert "NMI nan" in flag_reason({**metrics, "dice_head": 1.0}, 0.5, 1.05)
+    assert "NMI nan" in flag_reason({**metrics, "dice_head": 1.0}, {"min_dice": 0.5, "min_nmi": 1.05})
 
 
-def _record(tmp_path, patient, dice_head, nmi):
+def _record(tmp_path, patient, dice_head, nmi, peak_drop=0.5, nearby_gain=-0.4):
     path = tmp_path / f"{patient}.json"
-    path.write_text(json.dumps({"patient": patient, "dice_head": dice_head, "nmi": nmi, "head_in_fov": 1.0}))
+    path.write_text(json.dumps({"patient": patient, "dice_head": dice_head, "nmi": nmi, "head_in_fov": 1.0,
+                                "peak_drop": peak_drop, "nearby_gain": nearby_gain}))
     return path
+
+
+BOUNDS = {"min_peak_drop": 0.35, "max_nearby_gain": 0.0, "min_dice": 0.9, "min_nmi": None}
 
 
 def test_bounds_flag_with_a_reason_and_the_table_round_trips(tmp_path):
     paths = [_record(tmp_path, "p1", 0.98, 1.15), _record(tmp_path, "p2", 0.80, 1.15),
-             _record(tmp_path, "p3", 0.98, 1.02), _record(tmp_path, "p4", float("nan"), 1.15)]
-    table = collect_registration_qa(paths, min_dice=0.9, min_nmi=1.05)
-    assert table["flagged"].tolist() == [False, True, True, True]
+             _record(tmp_path, "p3", 0.98, 1.02, peak_drop=0.2), _record(tmp_path, "p4", float("nan"), 1.15),
+             _record(tmp_path, "p5", 0.98, 1.02, nearby_gain=0.05)]
+    table = collect_registration_qa(paths, BOUNDS)
+    assert table["flagged"].tolist() == [False, True, True, True, True]
+    assert table["decision"].tolist() == ["pass"] + ["left out"] * 4
+    assert table.loc[0, "reason"] == "passed: NMI peak drop 0.500 >= 0.35, NMI gain a few mm off -0.400 <= 0.0, head-mask Dice 0.980 >= 0.9"
     assert table.loc[1, "reason"] == "head-mask Dice 0.800 < 0.9"
-    assert table.loc[2, "reason"] == "NMI 1.020 < 1.05"
+    assert table.loc[2, "reason"] == "NMI peak drop 0.200 < 0.35"
+    assert table.loc[4, "reason"] == "NMI gain a few mm off 0.050 > 0.0"
+    # The absolute NMI bound applies only when set; kept patients are marked so.
+    kept = collect_registration_qa(paths[:1] + paths[2:3], {**BOUNDS, "min_peak_drop": None, "min_nmi": 1.05},
+                                   keep_flagged=True)
+    assert kept["decision"].tolist() == ["pass", "kept, flagged"]
+    assert kept.loc[1, "reason"] == "NMI 1.020 < 1.05"
     write_registration_qa(table, tmp_path / "qa.csv")
     read = read_registration_qa(tmp_path / "qa.csv")
-    assert read["flagged"].tolist() == table["flagged"].tolist()
-    assert read["reason"].tolist() == table["reason"].tolist()
+    for column in ("flagged", "reason", "decision"):
+        assert read[column].tolist() == table[column].tolist()
+    assert list(read.columns[:6]) == ["patient", "dice_head", "nmi", "head_in_fov", "peak_drop", "nearby_gain"]
     assert excluded_patients(read, keep_flagged=False) == dict(zip(read["patient"][1:], read["reason"][1:], strict=True))
     assert excluded_patients(read, keep_flagged=True) == {}
-    (tmp_path / "bad.json").write_text(json.dumps({"patient": "p5", "nmi": 1.1}))
+    (tmp_path / "bad.json").write_text(json.dumps({"patient": "p6", "nmi": 1.1}))
     with pytest.raises(ValueError, match="bad.json.*dice_head"):
-        collect_registration_qa([tmp_path / "bad.json"], 0.9, 1.05)
+        collect_registration_qa([tmp_path / "bad.json"], BOUNDS)
+
+
+def _config_blocks(message: str) -> list[dict]:
+    """The YAML blocks (``preprocess: ...``) a stop message offers, parsed."""
+    return [yaml.safe_load(block) for block in re.findall(r"^preprocess:\n(?:  .*\n)+", message, flags=re.M)]
+
+
+def test_qa_that_flags_every_patient_stops_with_each_patients_figures_and_config_lines_that_work(tmp_path):
+    # Four patients whose figures fail the default bounds (config.yaml) in different ways.
+    paths = [_record(tmp_path, "p1", 0.97, 1.04, peak_drop=0.12, nearby_gain=-0.1),
+             _record(tmp_path, "p2", 0.74, 1.01, peak_drop=0.01, nearby_gain=0.153),
+             _record(tmp_path, "p3", 0.98, 1.03, peak_drop=0.3, nearby_gain=0.02),
+             _record(tmp_path, "p4", 0.86, 1.02, peak_drop=-0.014, nearby_gain=-0.05)]
+    settings = CONFIG["preprocess"]["registration_qa"]
+    bounds = {key: value for key, value in settings.items() if key != "keep_flagged"}
+    assert settings["keep_flagged"] is False
+    table = collect_registration_qa(paths, bounds, settings["keep_flagged"])
+    assert table["flagged"].all()
+    with pytest.raises(RegistrationQAStop) as stop:
+        require_enough_patients(table, keep_flagged=False)
+    message = str(stop.value)
+    print(message)
+    assert "4 of 4 patients flagged and left out, 0 left" in message
+    for row in table.itertuples():  # every patient's figures, decision and reason
+        line = next(line for line in message.splitlines() if line.strip().startswith(row.patient + " "))
+        for value in (row.dice_head, row.nmi, row.peak_drop, row.nearby_gain):
+            assert f"{value:.3f}" in line
+        assert "left out" in line and row.reason in line
+    blocks = _config_blocks(message)
+    assert blocks[0] == {"preprocess": {"registration_qa": {"keep_flagged": True}}}
+    for block in blocks:  # each block is valid config and keeps every patient
+        merged = deep_merge(CONFIG, block)
+        validate_config(merged)
+        settings = merged["preprocess"]["registration_qa"]
+        again = collect_registration_qa(paths, {k: v for k, v in settings.items() if k != "keep_flagged"},
+                                        settings["keep_flagged"])
+        require_enough_patients(again, settings["keep_flagged"])
+        assert not excluded_patients(again, settings["keep_flagged"])
+    assert blocks[1]["preprocess"]["registration_qa"]["min_peak_drop"] == -0.02
+    assert blocks[1]["preprocess"]["registration_qa"]["max_nearby_gain"] == 0.16
+    assert "min_nmi" not in blocks[1]["preprocess"]["registration_qa"]  # off, and failing no one
+    # One patient passing is not a study either; two are.
+    require_enough_patients(collect_registration_qa(paths[:1] + [_record(tmp_path, "p5", 0.99, 1.05)] * 2,
+                                                    bounds), keep_flagged=False)
+    with pytest.raises(RegistrationQAStop, match="1 left"):
+        require_enough_patients(collect_registration_qa(paths[:2] + [_record(tmp_path, "p5", 0.99, 1.05)], bounds),
+                                keep_flagged=False)
 
 
 def _slice_table(tmp_path, patient):
@@ -181,12 +252,17 @@ def test_excluded_patients_have_no_rows_and_others_keep_their_side(tmp_path):
     test_side = [p for p in patients if split[p] == "test"]
     with pytest.raises(ValueError, match="no patient left in the test split"):
         build_manifest(tables, 0.7, 42, excluded=test_side)
+    # The split step stops before that, with every patient's figures and the lines to go on.
+    qa = collect_registration_qa([_record(tmp_path, p, 0.99, 1.05, peak_drop=0.1 if p in test_side else 0.5)
+                                  for p in patients], BOUNDS)
+    with pytest.raises(RegistrationQAStop, match="no patient in the test split") as stop:
+        require_each_group(qa, excluded_patients(qa, keep_flagged=False), split)
+    assert all(p in str(stop.value) for p in patients) and "keep_flagged: true" in str(stop.value)
+    require_each_group(qa, {excluded: "mix-up"}, split)
 
 
 # --- The demo pairs pass; an MR of another head with a small field of view is caught --------------
 
-CONFIG = load_config("config.yaml")
-QA_BOUNDS = {k: CONFIG["preprocess"]["registration_qa"][k] for k in ("min_dice", "min_nmi")}
 SLAB = (0.45, 0.75)  # the MR's field of view: 30 % of the head-to-foot extent, through the ventricles
 
 
@@ -218,7 +294,7 @@ def _preprocess(root, case: str, ct: sitk.Image, mr: sitk.Image, registration: d
                    CONFIG["preprocess"]["head_threshold_hu"], CONFIG["seed"], case)
     record = str(out / "registration_qa.json")
     registration_qa_files(registered["ct"], registered["mr"], registered["mask"], bias["mask"],
-                          registered["transform"], record, case)
+                          registered["transform"], record, case, mr_native_path=bias["mr"])
     return record
 
 
@@ -247,7 +323,7 @@ def mixup(tmp_path_factory):
     cases["demo004"] = (pairs["demo004"]["ct"], _crop(pairs["demo004"]["mr"], *SLAB), slab)
     cases["mixup"] = (pairs["demo001"]["ct"], _crop(_scaled(other["mr"], 0.9), *SLAB), slab)
     records = [_preprocess(root, case, ct, mr, registration) for case, (ct, mr, registration) in cases.items()]
-    table = collect_registration_qa(records, **QA_BOUNDS)
+    table = collect_registration_qa(records, QA_BOUNDS)
     write_registration_qa(table, root / "registration_qa.csv")
     print("\n" + table.to_string(index=False))
     return read_registration_qa(root / "registration_qa.csv")

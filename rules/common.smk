@@ -7,7 +7,7 @@ from mrct.models.inception import INCEPTION_FILE
 from mrct.models.registry import load_zoo_registry, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.sources import local as local_source
-from mrct.sources.demo import demo_patient_ids
+from mrct.sources.demo import check_mixed_up, demo_patient_ids
 from mrct.sources.synthrad import synthrad_patient_ids
 
 try:
@@ -86,6 +86,7 @@ def get_registration_qa_records(wildcards):
 
 def get_demo_settings():
     """The demo generator's settings but the mix-up list, so listing a patient remakes only it."""
+    check_mixed_up(config["dataset"]["demo"])
     return {k: v for k, v in config["dataset"]["demo"].items() if k != "mixed_up"}
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
+from scipy import ndimage
 from scipy.spatial.distance import dice as scipy_dice_dissimilarity
 from scipy.stats import entropy
 from sklearn.metrics import mutual_info_score
@@ -25,6 +26,7 @@ from mrct.preprocess.registration_qa import (
     excluded_patients,
     flag_reason,
     normalised_mutual_information,
+    peak_metrics,
     quantile_bins,
     read_registration_qa,
     registration_metrics,
@@ -143,6 +145,38 @@ def test_partial_field_of_view_is_judged_on_what_it_shows():
                                    ct_mask, mr_mask, away)
     assert math.isnan(metrics["nmi"]) and metrics["head_in_fov"] == 0
     assert "NMI nan" in flag_reason({**metrics, "dice_head": 1.0}, {"min_dice": 0.5, "min_nmi": 1.05})
+
+
+def _textured_head(seed: int, shape=(40, 48, 48), sigma=1.5):
+    """A ball "head" filled with smooth random texture (fine anatomy), 2 mm voxels."""
+    rng = np.random.default_rng(seed)
+    texture = ndimage.gaussian_filter(rng.normal(size=shape), sigma)
+    z, y, x = np.indices(shape)
+    head = ((z - shape[0] / 2) / 17) ** 2 + ((y - shape[1] / 2) / 20) ** 2 + ((x - shape[2] / 2) / 20) ** 2 < 1
+    return head, texture
+
+
+def test_nmi_peak_is_sharp_for_a_true_pair_flat_for_another_texture_and_off_for_a_shifted_one():
+    head, texture = _textured_head(3)
+    _, other_texture = _textured_head(4)
+    ct_array = np.where(head, 40 + 300 * texture, -1000.0).astype(np.float32)
+    ct, ct_mask = _image(ct_array), _image(head.astype(np.uint8))
+    # The MR: a non-monotone function of the same anatomy (as T1 against HU), or of another one.
+    mr = _image(np.where(head, 500 + 800 * np.abs(texture), 0.0).astype(np.float32))
+    other = _image(np.where(head, 500 + 800 * np.abs(other_texture), 0.0).astype(np.float32))
+    identity = sitk.Euler3DTransform()
+    true = peak_metrics(ct, mr, ct_mask, identity)
+    mixup = peak_metrics(ct, other, ct_mask, identity)
+    shifted = peak_metrics(ct, mr, ct_mask, sitk.Euler3DTransform((0, 0, 0), 0, 0, 0, (6.0, 0.0, 0.0)))
+    print(f"true {true}, other texture {mixup}, 6 mm off {shifted}")
+    assert true["peak_drop"] > 0.5 and true["nearby_gain"] < 0
+    # Same outline, unrelated inside: almost nothing is shared, so almost nothing is lost.
+    assert mixup["peak_drop"] < 0.35
+    # 6 mm off: the probe 4 mm back towards the truth fits better than the answer.
+    assert shifted["nearby_gain"] > 0 and shifted["peak_drop"] < true["peak_drop"]
+    # The probes are counted in one region: moving the head out of the MR's view gives NaN, not a number.
+    away = peak_metrics(ct, mr, ct_mask, sitk.TranslationTransform(3, (0.0, 0.0, 500.0)))
+    assert math.isnan(away["peak_drop"]) and "NMI peak drop nan" in flag_reason(away, {"min_peak_drop": 0.35})
 
 
 def _record(tmp_path, patient, dice_head, nmi, peak_drop=0.5, nearby_gain=-0.4):
@@ -322,6 +356,10 @@ def mixup(tmp_path_factory):
     cases = {name: (pairs[name]["ct"], pairs[name]["mr"], default) for name in ("demo001", "demo002")}
     cases["demo004"] = (pairs["demo004"]["ct"], _crop(pairs["demo004"]["mr"], *SLAB), slab)
     cases["mixup"] = (pairs["demo001"]["ct"], _crop(_scaled(other["mr"], 0.9), *SLAB), slab)
+    # The demo's own mix-up option (dataset.demo.mixed_up), whole head: what an end-to-end run makes.
+    mixed = demo.make_patient(model, demo.draw_parameters(CONFIG["seed"], "demo003", settings), settings,
+                              other=demo.draw_parameters(CONFIG["seed"] + demo.MIXUP_SEED_OFFSET, "demo003", settings))
+    cases["mixed_up"] = (mixed["ct"], mixed["mr"], default)
     records = [_preprocess(root, case, ct, mr, registration) for case, (ct, mr, registration) in cases.items()]
     table = collect_registration_qa(records, QA_BOUNDS)
     write_registration_qa(table, root / "registration_qa.csv")
@@ -332,7 +370,7 @@ def mixup(tmp_path_factory):
 @pytest.mark.slow
 def test_demo_pairs_pass_registration_qa(mixup):
     table = mixup
-    passed = table[table["patient"] != "mixup"]
+    passed = table[~table["patient"].isin(["mixup", "mixed_up"])]
     assert not passed["flagged"].any(), passed.to_string()
     # The slab covers well under half of the CT's head, and is still judged on what it shows.
     assert table.set_index("patient").loc["demo004", "head_in_fov"] < 0.5
@@ -343,6 +381,9 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     table = mixup
     row = table.set_index("patient").loc["mixup"]
     assert row["flagged"], table.to_string()
+    assert "NMI peak drop" in row["reason"]
+    assert table.set_index("patient").loc["mixed_up", "flagged"]  # dataset.demo.mixed_up's MR is caught
+    table = table[table["patient"] != "mixed_up"].reset_index(drop=True)
     excluded = excluded_patients(table, keep_flagged=False)
     assert set(excluded) == {"mixup"}
     tables = [_slice_table(tmp_path, patient) for patient in table["patient"]]
@@ -355,6 +396,10 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     page = registration_qa_section(table, manifest) + excluded_section(table, manifest)
     assert "mixup</b>, left out: " + html.escape(row["reason"]) in page
     assert "Left out of training and evaluation (registration flagged)" in page
+    # The QA table: every patient with the decision, its figures and why.
+    for patient in ("demo001", "demo002", "demo004"):
+        assert f"<tr><td>{patient}</td><td>pass</td><td>{table.set_index('patient').loc[patient, 'peak_drop']:.4g}</td>" in page
+    assert "<tr><td>mixup</td><td>left out</td>" in page
     assert "mixup</b>, kept (keep_flagged is true)" in registration_qa_section(table, kept)
 
 
@@ -364,3 +409,23 @@ def test_a_slab_mr_gets_its_start_searched_head_to_foot_and_a_whole_head_does_no
     assert _slab_offsets(ct_mask, ct_mask) == [0.0]
     # The slab's place is unknown within (100 - 30) / 2 = 35 mm either side of the centres.
     assert _slab_offsets(ct_mask, slab) == [float(v) for v in range(-35, 40, 5)]
+
+
+@pytest.mark.slow
+def test_a_workflow_run_where_qa_flags_every_patient_stops_with_the_figures_and_config_lines(tmp_path):
+    """The tiny demo workflow up to the QA table, with a bound no pair can pass (peak drop 0.99)."""
+    from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
+
+    config = tw.tiny_config(preprocess={"registration_qa": {"keep_flagged": False, "min_peak_drop": 0.99}})
+    workdir = tw.write_workdir(tmp_path / "run", config)
+    result = tw.snakemake(workdir, "results/preprocessed/registration_qa.csv", "--cores", "2", check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs" / "registration_qa" / "table.log").read_text(encoding="utf-8")
+    assert "registration QA: 3 of 3 patients flagged and left out, 0 left" in log
+    for patient in demo.demo_patient_ids(config["dataset"]["demo"]["n_patients"]):
+        record = json.loads((workdir / "results" / "preprocessed" / patient / "registration_qa.json").read_text())
+        line = next(line for line in log.splitlines() if line.strip().startswith(patient + " "))
+        assert f"{record['peak_drop']:.3f}" in line and "left out" in line
+    block = _config_blocks(log)[1]["preprocess"]["registration_qa"]
+    assert block["min_peak_drop"] < 0.99
+    assert not (workdir / "results" / "preprocessed" / "registration_qa.csv").exists()

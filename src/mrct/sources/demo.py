@@ -52,6 +52,15 @@ def demo_patient_ids(n_patients: int) -> list[str]:
     return [f"demo{index:03d}" for index in range(1, n_patients + 1)]
 
 
+def check_mixed_up(settings: dict[str, Any]) -> None:
+    """``dataset.demo.mixed_up`` must name demo patients that exist, or it would do nothing."""
+    unknown = sorted(set(settings.get("mixed_up", [])) - set(demo_patient_ids(settings["n_patients"])))
+    if unknown:
+        raise ValueError(f"dataset.demo.mixed_up: {unknown} are not demo patients "
+                         f"(dataset.demo.n_patients is {settings['n_patients']}: demo001 to "
+                         f"demo{settings['n_patients']:03d})")
+
+
 @dataclass(frozen=True)
 class DemoPatientParameters:
     """Everything random about one demo patient, drawn once from its seed."""

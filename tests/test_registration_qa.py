@@ -36,7 +36,7 @@ from mrct.preprocess.registration_qa import (
     write_registration_qa,
 )
 from mrct.preprocess.steps import bias_correct_files, register_files
-from mrct.report import excluded_section, registration_qa_section
+from mrct.report import excluded_section, registration_qa_section, registration_qa_table
 from mrct.slices.manifest import SLICE_TABLE_COLUMNS
 from mrct.slices.split import assign_split, build_manifest
 from mrct.sources import demo
@@ -212,6 +212,12 @@ def test_bounds_flag_with_a_reason_and_the_table_round_trips(tmp_path):
     assert list(read.columns[:6]) == ["patient", "dice_head", "nmi", "head_in_fov", "peak_drop", "nearby_gain"]
     assert excluded_patients(read, keep_flagged=False) == dict(zip(read["patient"][1:], read["reason"][1:], strict=True))
     assert excluded_patients(read, keep_flagged=True) == {}
+    # The report's QA table: every patient, the decision as the manifest has it, the figures, why.
+    page = registration_qa_table(read, pd.DataFrame({"patient": ["p1", "p3"]}))
+    assert page.index("<td>p2</td><td>left out</td>") < page.index("<td>p1</td><td>pass</td>")
+    assert "<td>p3</td><td>kept, flagged (keep_flagged is true)</td><td>0.2</td>" in page
+    for row in read.itertuples():
+        assert html.escape(row.reason) in page
     (tmp_path / "bad.json").write_text(json.dumps({"patient": "p6", "nmi": 1.1}))
     with pytest.raises(ValueError, match="bad.json.*dice_head"):
         collect_registration_qa([tmp_path / "bad.json"], BOUNDS)

@@ -363,7 +363,7 @@ def keep_lines(table: pd.DataFrame) -> str:
     flagged = table[table["flagged"]]
     relaxed = {}
     for key, (figure, label, lower) in BOUND_KEYS.items():
-        failed = re.compile(rf"(^|; ){re.escape(label)} \S+ {'<' if lower else '>'} ")
+        failed = re.compile(rf"(?:^|; ){re.escape(label)} \S+ {'<' if lower else '>'} ")
         if not flagged["reason"].astype(str).str.contains(failed).any():
             continue  # no patient fails this bound: leave it as it is
         values = table[figure].astype(float)

@@ -7,7 +7,7 @@ from mrct.models.inception_file import INCEPTION_FILE
 from mrct.models.registry import load_zoo_registry, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.sources import local as local_source
-from mrct.sources.demo import demo_patient_ids
+from mrct.sources.demo import check_mixed_up, demo_patient_ids
 from mrct.sources.patients import choose_patients
 from mrct.sources.synthrad import CHALLENGES, synthrad_patient_ids
 
@@ -101,6 +101,23 @@ def get_registration_qa_records(wildcards):
     return expand(
         "results/preprocessed/{patient}/registration_qa.json", patient=get_patients()
     )
+
+
+def get_demo_settings():
+    """The demo generator's settings but the mix-up list, so listing a patient remakes only it."""
+    check_mixed_up(config["dataset"]["demo"])
+    return {k: v for k, v in config["dataset"]["demo"].items() if k != "mixed_up"}
+
+
+def is_demo_mixup(wildcards):
+    """Whether this demo patient's MR is to be another head's (dataset.demo.mixed_up)."""
+    return wildcards.patient in config["dataset"]["demo"].get("mixed_up", [])
+
+
+def get_registration_qa_bounds():
+    """The bounds of the registration-QA decision (every key but keep_flagged)."""
+    settings = config["preprocess"]["registration_qa"]
+    return {key: value for key, value in settings.items() if key != "keep_flagged"}
 
 
 def get_excluded_patients():

@@ -128,6 +128,7 @@ rule make_demo_patient:
     threads: 1
     params:
         seed=config["seed"],
-        settings=config["dataset"]["demo"],
+        settings=get_demo_settings(),
+        mixed_up=is_demo_mixup,
     script:
         "../scripts/make_demo_patient.py"

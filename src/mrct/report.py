@@ -225,17 +225,37 @@ def patients_html(table: pd.DataFrame) -> str:
             + "</details>")
 
 
-def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
-    """The per-patient registration figures, flagged patients first, and who was left out and why.
+REGISTRATION_QA_NOTE = (
+    "<p>Inside the MR's field of view on the CT grid. <b>peak_drop</b>: the share of the MR/CT normalised "
+    "mutual information (NMI) lost when the MR is moved 4 mm / 4 degrees off the found alignment (a true pair "
+    "loses much: the fine anatomy stops matching; another head's MR loses little). <b>nearby_gain</b>: the "
+    "best such move's gain in the same units (above 0: the registration stopped short of the best fit). "
+    "<b>dice_head</b>: Dice of the MR and CT head masks; <b>nmi</b>: NMI itself (1 = independent images, "
+    "2 = identical; its scale depends on the scanner, so it decides nothing unless min_nmi is set); "
+    "<b>head_in_fov</b>: the share of the CT head the MR covers. Bounds: preprocess.registration_qa; "
+    "docs/running.md says how to set them from your own data.</p>")
 
-    A flagged patient absent from the manifest was left out; one present was kept on purpose
-    (``preprocess.registration_qa.keep_flagged``), and the report says so too.
+
+def registration_qa_table(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
+    """Every patient's registration-QA figures with the decision and why, flagged patients first.
+
+    The decision comes from the manifest, which is what training and evaluation read: a flagged
+    patient absent from it was left out, one present was kept on purpose (``keep_flagged``).
     """
+    in_manifest = set(manifest["patient"].astype(str))
+    patients = table["patient"].astype(str)
+    kept = patients.isin(in_manifest).map({True: "kept, flagged (keep_flagged is true)", False: "left out"})
+    shown = table.assign(decision=kept.where(table["flagged"], "pass")).sort_values(["flagged", "patient"], ascending=[False, True])
+    columns = [c for c in ("patient", "decision", "peak_drop", "nearby_gain", "dice_head", "nmi", "head_in_fov",
+                           "reason") if c in shown.columns]
+    return frame_to_html(shown[columns]) + REGISTRATION_QA_NOTE
+
+
+def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
+    """Who failed registration QA and what became of them, then every patient's figures."""
     in_manifest = set(manifest["patient"].astype(str))
     flagged = table[table["flagged"]]
     status = {p: ("left out" if p not in in_manifest else "kept (keep_flagged is true)") for p in flagged["patient"].astype(str)}
-    shown = table.assign(status=table["patient"].astype(str).map(status).fillna("ok"))
-    shown = shown.sort_values(["flagged", "patient"], ascending=[False, True])
     if len(flagged):
         items = "".join(f"<li><b>{html.escape(str(p))}</b>, {html.escape(status[str(p)])}: {html.escape(str(r))}</li>"
                         for p, r in zip(flagged["patient"], flagged["reason"], strict=True))
@@ -243,10 +263,7 @@ def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
                 f"or a failed registration: check their QA figures below):</p><ul>{items}</ul>")
     else:
         head = f"<p>All {len(table)} patients passed registration QA.</p>"
-    return (head + frame_to_html(shown[["patient", "dice_head", "nmi", "head_in_fov", "status", "reason"]])
-            + "<p>Inside the MR's field of view on the CT grid: Dice of the MR and CT head masks, and normalised "
-              "mutual information (1 = independent images, 2 = identical) inside the CT head mask; head_in_fov is "
-              "the share of the CT head the MR covers.</p>")
+    return head + registration_qa_table(table, manifest)
 
 
 def excluded_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:

@@ -32,8 +32,8 @@ TINY: dict[str, Any] = {
         "n4": {"shrink_factor": 4, "iterations": [5]},
         "registration": {"iterations": 10, "shrink_factors": [4, 2],
                          "smoothing_sigmas_mm": [2.0, 0.0]},
-        # 10 iterations leave the pairs a few mm apart, and registration QA rightly flags them
-        # (NMI 1.05-1.07 against 1.10); they are kept so the tiny run still has both splits.
+        # 10 iterations may leave the pairs a few mm apart, which registration QA rightly flags;
+        # they are kept so the tiny run still has both splits.
         "registration_qa": {"keep_flagged": True},
     },
     "slices": {"size": 32, "per_patient": 2},

@@ -28,7 +28,9 @@ report_inputs = ReportInputs(
     alpha=snakemake.params.alpha,  # noqa: F821
     fid=Path(inputs.fid),
     # present once the questionnaire kit's rule is in the workflow (rules/common.smk)
-    reader_analysis={name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "agreement", "note")}
+    reader_analysis={
+        name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "classification", "agreement", "note")
+    }
     if inputs.get("reader_note")
     else None,
 )

@@ -77,7 +77,7 @@ class ReportInputs:
     config: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05  # evaluate.alpha; the report rule passes the configured value
     fid: Path | None = None  # results/tables/fid.csv
-    # table_v, table_vi, agreement, note of rule reader_study_analysis; None: no reader study
+    # table_v, table_vi, classification, agreement, note of rule reader_study_analysis; None: no reader study
     reader_analysis: dict[str, Path] | None = None
 
 
@@ -289,17 +289,25 @@ def fid_section(path: Path) -> str:
 
 
 def reader_analysis_section(paths: dict[str, Path]) -> str:
-    """Tables V and VI and the agreement between readers, or how to run the study when no answers exist."""
+    """Tables V and VI, the classification and the agreement between readers, or how to run the study."""
     note = html.escape(Path(paths["note"]).read_text(encoding="utf-8").strip())
     table_v = pd.read_csv(paths["table_v"])
     if table_v.empty:
         return f"<p>{note}</p>"
     return (f"<p>{note}</p><h3>Table V: realism (1-4) and images judged real</h3>" + frame_to_html(table_v)
             + "<p>All readers pooled; n = ratings; realism STD is the sample STD.</p>"
-            + "<h3>Table VI: per reader</h3>" + frame_to_html(pd.read_csv(paths["table_vi"]))
-            + "<p>Pearson and Lin's CCC between the realism ratings of each slice's synthetic image and of the "
-              "same slice's ground truth; accuracy of real/synthetic; sensitivity and specificity for spotting "
-              "synthetic images.</p><h3>Agreement between readers</h3>" + frame_to_html(pd.read_csv(paths["agreement"]))
+            + "<h3>Table VI (the study's): Pearson's r, Lin's C<sub>b</sub> and CCC per reader</h3>"
+            + frame_to_html(pd.read_csv(paths["table_vi"]))
+            + "<p>Between the realism ratings of each slice's synthetic image and of the same slice's ground "
+              "truth: Pearson's r, Lin's bias-correction factor C<sub>b</sub> (<code>ccc_cb</code>) and Lin's "
+              "CCC = r &times; C<sub>b</sub>. The study's Table VI calls C<sub>b</sub> \"accuracy\": it says how "
+              "close the two series' means and spreads are, not how often a reader was right (a reader rating "
+              "at random scores about 1).</p>"
+            + "<h3>Real/synthetic classification per reader (not a table of the study)</h3>"
+            + frame_to_html(pd.read_csv(paths["classification"]))
+            + "<p>Classification accuracy of the real/synthetic judgements (0.5 is chance); sensitivity and "
+              "specificity for spotting synthetic images (positive = synthetic).</p>"
+            + "<h3>Agreement between readers</h3>" + frame_to_html(pd.read_csv(paths["agreement"]))
             + "<p>Cohen's kappa on real/synthetic; Cohen's kappa with quadratic weights on realism.</p>")
 
 

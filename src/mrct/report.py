@@ -140,8 +140,15 @@ def ranking_line(table: pd.DataFrame) -> str:
 
 
 TABLES_NOTE = (
-    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. HU columns: per slice, from the "
-    "8-bit PNGs (whole volumes: next section). <b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
+    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. The 8-bit metrics are computed "
+    "on 8-bit renderings of the stored 16-bit slices over their stored window (CT [ct_lo_hu, ct_hi_hu], by "
+    "default [-1024, 3000] HU, 15.8 HU per gray level; MR its 0.5-99.5 percentiles inside the head). HU "
+    "columns: per slice, from the 16-bit slices (0.06 HU per level; whole volumes: next section). "
+    "<b>Not directly comparable with the study's Tables III and IV:</b> the study's data are 367 slices of 18 "
+    "patients of its reference [2], exported through a DICOM viewer (window unknown), and its \"70 % of the "
+    "given dataset\" reads as a split by slice, which puts neighbouring slices of one patient in training and "
+    "test; this run uses the configured data set (<code>dataset.source</code>) split by patient (docs/study.md). "
+    "<b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
     "that they can be compared with the study's tables, but on a padded slice most of the image is air: "
     "a UQI window that is 0 in both images scores 1 and one that is 0 in the ground truth and 1 in the "
     "prediction scores 0, so a background offset of a single gray level moves whole-slice UQI (and, less, "
@@ -184,7 +191,7 @@ VOLUMES_NOTE = (
     "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
     "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to [-1024, 3000] HU. Mean ± sample STD "
     "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
-    "from the 8-bit PNGs instead (windowed and quantised).</p>"
+    "from the 16-bit slices instead (windowed, resampled to the slice size, 0.06 HU per level).</p>"
 )
 
 

@@ -300,6 +300,7 @@ def get_reader_study_report_inputs(wildcards):
     return {
         "reader_table_v": analysis.table_v,
         "reader_table_vi": analysis.table_vi,
+        "reader_classification": analysis.classification,
         "reader_agreement": analysis.agreement,
         "reader_note": analysis.note,
     }

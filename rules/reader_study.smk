@@ -1,4 +1,4 @@
-# Reader study: the blinded questionnaire for radiologists and its key (issue 13).
+# Reader study: the blinded questionnaire for radiologists and its key.
 
 
 rule reader_study:

@@ -1,4 +1,4 @@
-# Axial slices as square 8-bit PNGs, one job per patient; then the 70/30 split by patient.
+# Axial slices as square 16-bit PNGs, one job per patient; then the 70/30 split by patient.
 
 
 rule extract_slices:

@@ -29,7 +29,9 @@ report_inputs = ReportInputs(
     fid=Path(inputs.fid),
     patients=Path(inputs.patients),
     # present once the questionnaire kit's rule is in the workflow (rules/common.smk)
-    reader_analysis={name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "agreement", "note")}
+    reader_analysis={
+        name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "classification", "agreement", "note")
+    }
     if inputs.get("reader_note")
     else None,
 )

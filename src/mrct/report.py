@@ -77,7 +77,7 @@ class ReportInputs:
     config: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05  # evaluate.alpha; the report rule passes the configured value
     fid: Path | None = None  # results/tables/fid.csv
-    # table_v, table_vi, agreement, note of rule reader_study_analysis; None: no reader study
+    # table_v, table_vi, classification, agreement, note of rule reader_study_analysis; None: no reader study
     reader_analysis: dict[str, Path] | None = None
     patients: Path | None = None  # results/preprocessed/patients.csv
 
@@ -141,8 +141,15 @@ def ranking_line(table: pd.DataFrame) -> str:
 
 
 TABLES_NOTE = (
-    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. HU columns: per slice, from the "
-    "8-bit PNGs (whole volumes: next section). <b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
+    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. The 8-bit metrics are computed "
+    "on 8-bit renderings of the stored 16-bit slices over their stored window (CT [ct_lo_hu, ct_hi_hu], by "
+    "default [-1024, 3000] HU, 15.8 HU per gray level; MR its 0.5-99.5 percentiles inside the head). HU "
+    "columns: per slice, from the 16-bit slices (0.06 HU per level; whole volumes: next section). "
+    "<b>Not directly comparable with the study's Tables III and IV:</b> the study's data are 367 slices of 18 "
+    "patients of its reference [2], exported through a DICOM viewer (window unknown), and its \"70 % of the "
+    "given dataset\" reads as a split by slice, which puts neighbouring slices of one patient in training and "
+    "test; this run uses the configured data set (<code>dataset.source</code>) split by patient (docs/study.md). "
+    "<b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
     "that they can be compared with the study's tables, but on a padded slice most of the image is air: "
     "a UQI window that is 0 in both images scores 1 and one that is 0 in the ground truth and 1 in the "
     "prediction scores 0, so a background offset of a single gray level moves whole-slice UQI (and, less, "
@@ -185,7 +192,7 @@ VOLUMES_NOTE = (
     "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
     "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to {clip} HU. Mean ± sample STD "
     "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
-    "from the 8-bit PNGs instead (windowed and quantised).</p>"
+    "from the 16-bit slices instead (windowed, resampled to the slice size, 0.06 HU per level).</p>"
 )
 
 
@@ -320,17 +327,25 @@ def fid_section(path: Path) -> str:
 
 
 def reader_analysis_section(paths: dict[str, Path]) -> str:
-    """Tables V and VI and the agreement between readers, or how to run the study when no answers exist."""
+    """Tables V and VI, the classification and the agreement between readers, or how to run the study."""
     note = html.escape(Path(paths["note"]).read_text(encoding="utf-8").strip())
     table_v = pd.read_csv(paths["table_v"])
     if table_v.empty:
         return f"<p>{note}</p>"
     return (f"<p>{note}</p><h3>Table V: realism (1-4) and images judged real</h3>" + frame_to_html(table_v)
             + "<p>All readers pooled; n = ratings; realism STD is the sample STD.</p>"
-            + "<h3>Table VI: per reader</h3>" + frame_to_html(pd.read_csv(paths["table_vi"]))
-            + "<p>Pearson and Lin's CCC between the realism ratings of each slice's synthetic image and of the "
-              "same slice's ground truth; accuracy of real/synthetic; sensitivity and specificity for spotting "
-              "synthetic images.</p><h3>Agreement between readers</h3>" + frame_to_html(pd.read_csv(paths["agreement"]))
+            + "<h3>Table VI (the study's): Pearson's r, Lin's C<sub>b</sub> and CCC per reader</h3>"
+            + frame_to_html(pd.read_csv(paths["table_vi"]))
+            + "<p>Between the realism ratings of each slice's synthetic image and of the same slice's ground "
+              "truth: Pearson's r, Lin's bias-correction factor C<sub>b</sub> (<code>ccc_cb</code>) and Lin's "
+              "CCC = r &times; C<sub>b</sub>. The study's Table VI calls C<sub>b</sub> \"accuracy\": it says how "
+              "close the two series' means and spreads are, not how often a reader was right (a reader rating "
+              "at random scores about 1).</p>"
+            + "<h3>Real/synthetic classification per reader (not a table of the study)</h3>"
+            + frame_to_html(pd.read_csv(paths["classification"]))
+            + "<p>Classification accuracy of the real/synthetic judgements (0.5 is chance); sensitivity and "
+              "specificity for spotting synthetic images (positive = synthetic).</p>"
+            + "<h3>Agreement between readers</h3>" + frame_to_html(pd.read_csv(paths["agreement"]))
             + "<p>Cohen's kappa on real/synthetic; Cohen's kappa with quadratic weights on realism.</p>")
 
 

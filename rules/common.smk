@@ -3,14 +3,15 @@
 from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
-from mrct.models.inception import INCEPTION_FILE
+from mrct.models.inception_file import INCEPTION_FILE
 from mrct.models.registry import load_zoo_registry, starts_from_file
 from mrct.reader_study.selection import check_selection_metric
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.slices.sweep import TAG_PATTERN, Run, Sweep
 from mrct.sources import local as local_source
-from mrct.sources.demo import demo_patient_ids
-from mrct.sources.synthrad import synthrad_patient_ids
+from mrct.sources.demo import check_mixed_up, demo_patient_ids
+from mrct.sources.patients import choose_patients
+from mrct.sources.synthrad import CHALLENGES, synthrad_patient_ids
 
 try:
     validate_config(config)
@@ -21,6 +22,10 @@ except (ConfigError, ValueError) as error:
 DATASET = config["dataset"]["source"]
 MODELS = list(config["models"])
 DIRECTIONS = list(DIRECTION_TABLE)
+# The SynthRAD challenge whose archive rules/data.smk fetches and unpacks (synthrad2023 when
+# the source is another: those rules are then defined but unused), and its files' suffix.
+SYNTHRAD = DATASET if DATASET in CHALLENGES else "synthrad2023"
+RAW_SUFFIX = CHALLENGES[SYNTHRAD].suffix if DATASET in CHALLENGES else ".nii.gz"
 # Fold, replicate and training-set size: the runs of every model (mrct.slices.sweep). A run's
 # path segment is its tag ({run} below): empty for a single-run study, else fold, replicate and
 # training-set size below the model's folder (mrct.slices.sweep.Sweep.tag).
@@ -34,23 +39,37 @@ wildcard_constraints:
     run=SWEEP.tag_pattern,
 
 
-def _first(ids):
-    """Keep the first ``dataset.max_patients`` patients (sorted), as the study took 18."""
-    limit = config["dataset"].get("max_patients")
-    ids = sorted(ids)
-    return ids[:limit] if limit else ids
+def _choose(ids):
+    """dataset.patients, else a seeded sample of dataset.max_patients balanced across centres."""
+    try:
+        return choose_patients(
+            ids,
+            DATASET,
+            max_patients=config["dataset"].get("max_patients"),
+            patients=config["dataset"].get("patients"),
+            seed=config["seed"],
+        )
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
 
 
 def get_patients():
-    """Patient ids; for SynthRAD2023 they are read from the downloaded archive (checkpoint)."""
+    """Patient ids; for SynthRAD they are read from the downloaded archive (checkpoint)."""
     if DATASET == "demo":
-        return _first(demo_patient_ids(config["dataset"]["demo"]["n_patients"]))
+        return _choose(demo_patient_ids(config["dataset"]["demo"]["n_patients"]))
     if DATASET == "local":
-        return _first(local_source.find_patients(config["dataset"]["path"]))
+        return _choose(local_source.find_patients(config["dataset"]["path"]))
     archive = checkpoints.download_dataset.get().output.archive
-    return _first(
-        synthrad_patient_ids(archive, config["dataset"]["synthrad2023"]["region"])
+    return _choose(
+        synthrad_patient_ids(archive, config["dataset"][DATASET]["region"], DATASET)
     )
+
+
+def get_patient_list_inputs(wildcards):
+    """The archive the SynthRAD patient list is read from (so the list waits for it); none else."""
+    if DATASET in CHALLENGES:
+        return rules.download_dataset.output.archive
+    return []
 
 
 def get_raw_image(modality):
@@ -60,15 +79,15 @@ def get_raw_image(modality):
         if DATASET == "local":
             folder = Path(config["dataset"]["path"]) / wildcards.patient
             return str(local_source.find_modality(folder, modality))
-        return f"data/raw/{DATASET}/{wildcards.patient}/{modality}.nii.gz"
+        return f"data/raw/{DATASET}/{wildcards.patient}/{modality}{RAW_SUFFIX}"
 
     return inner
 
 
 def get_evaluation_mask(wildcards):
-    """SynthRAD2023's own mask.nii.gz (the challenge's evaluation mask); none for other sources."""
-    if DATASET == "synthrad2023":
-        return f"data/raw/synthrad2023/{wildcards.patient}/mask.nii.gz"
+    """SynthRAD's own mask (the challenge's evaluation mask); none for other sources."""
+    if DATASET in CHALLENGES:
+        return f"data/raw/{DATASET}/{wildcards.patient}/mask{RAW_SUFFIX}"
     return []
 
 
@@ -137,6 +156,23 @@ def get_registration_qa_records(wildcards):
     return expand(
         "results/preprocessed/{patient}/registration_qa.json", patient=get_patients()
     )
+
+
+def get_demo_settings():
+    """The demo generator's settings but the mix-up list, so listing a patient remakes only it."""
+    check_mixed_up(config["dataset"]["demo"])
+    return {k: v for k, v in config["dataset"]["demo"].items() if k != "mixed_up"}
+
+
+def is_demo_mixup(wildcards):
+    """Whether this demo patient's MR is to be another head's (dataset.demo.mixed_up)."""
+    return wildcards.patient in config["dataset"]["demo"].get("mixed_up", [])
+
+
+def get_registration_qa_bounds():
+    """The bounds of the registration-QA decision (every key but keep_flagged)."""
+    settings = config["preprocess"]["registration_qa"]
+    return {key: value for key, value in settings.items() if key != "keep_flagged"}
 
 
 def get_excluded_patients():
@@ -406,6 +442,7 @@ def get_reader_study_report_inputs(wildcards):
     return {
         "reader_table_v": analysis.table_v,
         "reader_table_vi": analysis.table_vi,
+        "reader_classification": analysis.classification,
         "reader_agreement": analysis.agreement,
         "reader_note": analysis.note,
     }

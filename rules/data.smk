@@ -5,66 +5,73 @@ localrules:
     download_dataset,
 
 
-# SynthRAD2023 Task 1 (dataset.source: synthrad2023). A checkpoint, because the patient list is
-# only known once the archive is here (get_patients() in common.smk reads it).
+# SynthRAD Task 1 (dataset.source: synthrad2023 or synthrad2025). A checkpoint, because the
+# patient list is only known once the archive is here (get_patients() in common.smk reads it).
+# A local copy of the archive is used by placing it (or a symbolic link to it) at the output path.
 # Only the URL is a param: Snakemake deletes a job's outputs before rerunning it, so a setting
-# that does not change the content (retries, timeout, the sha256 pin) must not trigger a new
-# download of many GB; the script reads those from the config. The lock file is not an output,
-# so that a failed or forced rerun does not delete the record.
+# that does not change the content (retries, timeout, the md5 and sha256 pins) must not trigger
+# a new download of many GB; the script reads those from the config. The lock file and the
+# partial download (.Task1.zip.part, continued by a rerun) are not outputs, so that a failed or
+# forced rerun deletes neither.
 checkpoint download_dataset:
     output:
-        archive="data/raw/synthrad2023/Task1.zip",
+        archive=f"data/raw/{SYNTHRAD}/Task1.zip",
     log:
-        "logs/download_dataset/synthrad2023.log",
+        f"logs/download_dataset/{SYNTHRAD}.log",
     benchmark:
-        "benchmarks/out/download_dataset/synthrad2023.tsv"
+        f"benchmarks/out/download_dataset/{SYNTHRAD}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
     resources:
         downloads=1,
     params:
-        url=config["dataset"]["synthrad2023"]["url"],
-        lock_file="data/raw/synthrad2023.lock",
+        url=config["dataset"][SYNTHRAD]["url"],
+        source=SYNTHRAD,
+        lock_file=f"data/raw/{SYNTHRAD}.lock",
     script:
         "../scripts/download_dataset.py"
 
 
-# The archive's sha256 against dataset.synthrad2023.sha256, else against the one recorded in the
-# lock file (recorded now when there is none: a file placed by hand). Runs once per archive (a
-# new or replaced archive reruns it); the output holds the verified digest. The pin is read from
-# the config, not a param: a param change would rerun every patient's unpacking and everything
-# after it. To check a newly pinned sha256 at once, without rerunning anything:
-#   python -c "from mrct.io.download import verify_file; verify_file('data/raw/synthrad2023/Task1.zip', sha256='<pin>')"
+# The archive's published md5 (dataset.<source>.md5) and its sha256 against
+# dataset.<source>.sha256, else against the one recorded in the lock file (recorded now when
+# there is none: a file placed by hand), before anything is unpacked. Runs once per archive (a
+# new or replaced archive reruns it); the output holds the verified digest. The pins are read
+# from the config, not params: a param change would rerun every patient's unpacking and
+# everything after it. To check a newly pinned checksum at once, without rerunning anything:
+#   python -c "from mrct.io.download import verify_file; verify_file('data/raw/synthrad2023/Task1.zip', md5='<pin>')"
 rule verify_dataset:
     input:
-        archive="data/raw/synthrad2023/Task1.zip",
+        archive=rules.download_dataset.output.archive,
     output:
-        digest="data/raw/synthrad2023/Task1.zip.sha256",
+        digest=f"data/raw/{SYNTHRAD}/Task1.zip.sha256",
     log:
-        "logs/verify_dataset/synthrad2023.log",
+        f"logs/verify_dataset/{SYNTHRAD}.log",
     benchmark:
-        "benchmarks/out/verify_dataset/synthrad2023.tsv"
+        f"benchmarks/out/verify_dataset/{SYNTHRAD}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
     params:
-        lock_file="data/raw/synthrad2023.lock",
+        url=config["dataset"][SYNTHRAD]["url"],
+        source=SYNTHRAD,
+        lock_file=f"data/raw/{SYNTHRAD}.lock",
     script:
         "../scripts/verify_dataset.py"
 
 
-# One job per patient (MR, CT and the challenge's mask), so that patients unpack in parallel,
-# only from a verified archive; each member's CRC-32 is checked on extraction.
+# One job per patient (MR, CT and the challenge's mask, in their published format), so that
+# patients unpack in parallel, only from a verified archive; each member's CRC-32 is checked
+# on extraction.
 rule unpack_dataset:
     input:
-        archive="data/raw/synthrad2023/Task1.zip",
-        digest="data/raw/synthrad2023/Task1.zip.sha256",
+        archive=rules.download_dataset.output.archive,
+        digest=rules.verify_dataset.output.digest,
     output:
-        mr="data/raw/synthrad2023/{patient}/mr.nii.gz",
-        ct="data/raw/synthrad2023/{patient}/ct.nii.gz",
+        mr=f"data/raw/{SYNTHRAD}/{{patient}}/mr{RAW_SUFFIX}",
+        ct=f"data/raw/{SYNTHRAD}/{{patient}}/ct{RAW_SUFFIX}",
         # The challenge's evaluation mask: the mask of the HU metrics (see rule register).
-        mask="data/raw/synthrad2023/{patient}/mask.nii.gz",
+        mask=f"data/raw/{SYNTHRAD}/{{patient}}/mask{RAW_SUFFIX}",
     log:
         "logs/unpack_dataset/{patient}.log",
     benchmark:
@@ -75,9 +82,33 @@ rule unpack_dataset:
     resources:
         mem_mb=1000,
     params:
-        region=config["dataset"]["synthrad2023"]["region"],
+        region=config["dataset"][SYNTHRAD]["region"],
+        challenge=SYNTHRAD,
     script:
         "../scripts/unpack_dataset.py"
+
+
+# The patients this run uses (dataset.patients, or a balanced sample of dataset.max_patients)
+# and the centre of each, for the report and for anyone reading the results.
+rule patient_list:
+    input:
+        get_patient_list_inputs,
+    output:
+        table=report(
+            "results/preprocessed/patients.csv",
+            caption="../report/patients.rst",
+            category="Data",
+        ),
+    log:
+        "logs/patient_list/patients.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    params:
+        patients=lambda wildcards: get_patients(),
+        source=DATASET,
+    script:
+        "../scripts/patient_list.py"
 
 
 # The embedded demo: one job per patient, made offline from nilearn's MNI152 template.
@@ -97,6 +128,7 @@ rule make_demo_patient:
     threads: 1
     params:
         seed=config["seed"],
-        settings=config["dataset"]["demo"],
+        settings=get_demo_settings(),
+        mixed_up=is_demo_mixup,
     script:
         "../scripts/make_demo_patient.py"

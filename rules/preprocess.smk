@@ -69,14 +69,16 @@ rule register:
         "../scripts/register.py"
 
 
-# Registration quality in numbers (head-mask Dice and normalised MI in the MR's field of view),
-# computed from what register wrote, so it never reruns the registration.
+# Registration quality in numbers (head-mask Dice and normalised MI in the MR's field of view,
+# and how sharply NMI peaks at the found alignment), computed from what register wrote, so it
+# never reruns the registration.
 rule registration_qa:
     input:
         ct=rules.register.output.ct,
         mr=rules.register.output.mr,
         ct_mask=rules.register.output.mask,
         mr_mask=rules.bias_correct.output.mask,
+        mr_native=rules.bias_correct.output.mr,
         transform=rules.register.output.transform,
     output:
         json="results/preprocessed/{patient}/registration_qa.json",
@@ -91,8 +93,8 @@ rule registration_qa:
         "../scripts/registration_qa.py"
 
 
-# One table of every patient's figures, flagged against the bounds (tuning a bound reruns
-# only this and what reads it). A checkpoint, so that input functions which must name the
+# One table of every patient's figures and decision against the bounds (tuning a bound reruns
+# only this and what reads it); stops, saying how to go on, when too few patients would pass. A checkpoint, so that input functions which must name the
 # test patients when the DAG is built can leave out the flagged ones (get_excluded_patients).
 checkpoint registration_qa_table:
     input:
@@ -110,7 +112,7 @@ checkpoint registration_qa_table:
         "../envs/data.yaml"
     threads: 1
     params:
-        min_dice=config["preprocess"]["registration_qa"]["min_dice"],
-        min_nmi=config["preprocess"]["registration_qa"]["min_nmi"],
+        bounds=get_registration_qa_bounds(),
+        keep_flagged=config["preprocess"]["registration_qa"]["keep_flagged"],
     script:
         "../scripts/registration_qa_table.py"

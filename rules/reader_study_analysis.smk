@@ -20,7 +20,13 @@ rule reader_study_analysis:
             "results/reader_study/table_vi.csv",
             caption="../report/reader_table_vi.rst",
             category="Reader study",
-            labels={"table": "VI: per reader"},
+            labels={"table": "VI: per reader (r, C_b, CCC)"},
+        ),
+        classification=report(
+            "results/reader_study/classification.csv",
+            caption="../report/reader_classification.rst",
+            category="Reader study",
+            labels={"table": "real/synthetic classification per reader"},
         ),
         agreement=report(
             "results/reader_study/agreement.csv",

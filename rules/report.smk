@@ -54,6 +54,7 @@ rule report:
     input:
         unpack(get_reader_study_report_inputs),
         manifest=rules.split.output.manifest,
+        patients=rules.patient_list.output.table,
         mr2ct=rules.tables.output.mr2ct_csv,
         ct2mr=rules.tables.output.ct2mr_csv,
         significance=rules.tables.output.significance_csv,

@@ -1,4 +1,4 @@
-# Axial slices as square 8-bit PNGs, one job per patient; then the split by patient (train/test or
+# Axial slices as square 16-bit PNGs, one job per patient; then the split by patient (train/test or
 # k folds), and the manifest of each run of the sweep.
 
 

@@ -12,4 +12,5 @@ registration_qa_files(
     snakemake.input.transform,
     snakemake.output.json,
     snakemake.wildcards.patient,
+    mr_native_path=snakemake.input.mr_native,
 )

@@ -27,6 +27,7 @@ report_inputs = ReportInputs(
     config=dict(snakemake.params.config),  # noqa: F821
     alpha=snakemake.params.alpha,  # noqa: F821
     fid=Path(inputs.fid),
+    patients=Path(inputs.patients),
     # present once the questionnaire kit's rule is in the workflow (rules/common.smk)
     design={
         "training_table": Path(inputs.training),
@@ -35,7 +36,9 @@ report_inputs = ReportInputs(
         "learning_curve": Path(inputs.learning_curve) if inputs.learning_curve else None,
         **snakemake.params.design,  # noqa: F821
     },
-    reader_analysis={name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "agreement", "note")}
+    reader_analysis={
+        name: Path(inputs.get(f"reader_{name}")) for name in ("table_v", "table_vi", "classification", "agreement", "note")
+    }
     if inputs.get("reader_note")
     else None,
 )

@@ -1,4 +1,4 @@
-"""Entry point of rule unpack_dataset: extract one patient's MR, CT and mask from the SynthRAD2023 archive."""
+"""Entry point of rule unpack_dataset: extract one patient's MR, CT and mask from a SynthRAD archive."""
 
 from pathlib import Path
 
@@ -13,9 +13,10 @@ written = extract_patient(
     snakemake.params.region,  # noqa: F821
     snakemake.wildcards.patient,  # noqa: F821
     Path(snakemake.output.mr).parent,  # noqa: F821
+    challenge=snakemake.params.challenge,  # noqa: F821
 )
 if "mask" not in written:
     raise ValueError(
-        f"{snakemake.input.archive}: patient {snakemake.wildcards.patient!r} has no mask.nii.gz; "  # noqa: F821
-        "expected the challenge's evaluation mask beside mr.nii.gz and ct.nii.gz (the HU metrics use it)"
+        f"{snakemake.input.archive}: patient {snakemake.wildcards.patient!r} has no mask; "  # noqa: F821
+        "expected the challenge's evaluation mask beside the MR and the CT (the HU metrics use it)"
     )

@@ -70,12 +70,13 @@ def brain_proxy(image: sitk.Image) -> np.ndarray:
     return (depth >= BRAIN_DEPTH_MM) & (z >= np.argwhere(head)[:, 0].mean())
 
 
-def biased_real_head(image: sitk.Image, patient: str, seed: int, settings: dict[str, Any]) -> tuple[sitk.Image, np.ndarray]:
+def biased_real_head(image: sitk.Image, patient: str, seed: int, settings: dict[str, Any],
+                     noise_fraction: float = NOISE_FRACTION) -> tuple[sitk.Image, np.ndarray]:
     """The scan times the demo's known field for ``patient``, plus Rician noise; and the field."""
     params = demo.draw_parameters(seed, patient, settings)
     field = demo._bias_field(image, params, settings["bias_amplitude"])
     clean = sitk.GetArrayFromImage(image).astype(np.float64)
-    sigma = NOISE_FRACTION * np.percentile(clean[brain_proxy(image)], 90)
+    sigma = noise_fraction * np.percentile(clean[brain_proxy(image)], 90)
     rng = np.random.default_rng(seed)
     biased = clean * field
     noisy = np.hypot(biased + rng.normal(0, sigma, biased.shape), rng.normal(0, sigma, biased.shape))

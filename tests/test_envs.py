@@ -284,3 +284,19 @@ def test_rule_parser_reads_directives(tmp_path: Path, monkeypatch: pytest.Monkey
     assert rules["one"]["script"] == "../scripts/one.py"
     assert rules["two"]["action"] == "shell" and "conda" not in rules["two"]
     assert rules["all"].get("action") is None
+
+
+def test_the_parsed_rules_are_the_workflows_rules(tmp_path: Path) -> None:
+    # The parametrised tests above run over what parse_rules finds: if it stopped matching (a new
+    # layout of the rule files), they would shrink to "empty parameter set" skips. Snakemake's own
+    # list of rules (a parse of the workflow that imports no torch, about 3 s) is the yardstick.
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    listed = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                             "--list-rules"], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
+    assert len(listed) >= 20 and set(RULES) == set(listed)
+    assert set(WORKING_RULES) == set(listed) - {"all"}
+    assert set(SCRIPT_RULES) == set(WORKING_RULES), "every working rule runs a script of scripts/"

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 import torch
 
 from mrct.evaluation.latent import (
@@ -174,8 +175,13 @@ def test_analyse_is_seeded_and_plots(tmp_path):
     assert list(table["generator"]) == ["mr2ct", "ct2mr"] and (table["perplexity"] < 8).all()
     assert table.loc[0, "knn_accuracy"] == 1.0 and table.loc[0, "cv_folds"] == 2
     fig = plot_embeddings(embeddings, "tsne", 4, "scratch")
+    # Every embedded point is drawn, at its coordinates, and the figure is saved.
+    assert plotted_points(fig) == 16
+    drawn = np.concatenate([c.get_offsets() for ax in fig.axes for c in ax.collections])
+    embedded = np.concatenate([embeddings["tsne_mr2ct"], embeddings["tsne_ct2mr"]])
+    np.testing.assert_allclose(np.sort(drawn, axis=0), np.sort(embedded, axis=0), rtol=1e-5)
     fig.savefig(tmp_path / "x.png")
-    assert (tmp_path / "x.png").stat().st_size > 1000
+    assert Image.open(tmp_path / "x.png").size[0] > 100
 
 
 def test_distance_profiles_ignore_how_a_model_orders_and_scales_its_channels():
@@ -187,6 +193,11 @@ def test_distance_profiles_ignore_how_a_model_orders_and_scales_its_channels():
     assert profiles[~np.eye(12, dtype=bool)].mean() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="identical rows"):
         distance_profiles(np.ones((4, 3)))
+
+
+def plotted_points(fig) -> int:
+    """Points drawn by the scatter plots of a figure (what a size check on the PNG cannot see)."""
+    return sum(len(c.get_offsets()) for ax in fig.axes for c in ax.collections)
 
 
 def write_features(path, features: dict[str, np.ndarray], patients: list[str]):
@@ -213,8 +224,9 @@ def test_joint_embedding_has_one_labelled_point_per_model_and_image_and_is_seede
     pd.testing.assert_frame_equal(frame, joint_embedding(files, settings))
     assert not np.allclose(frame["x"], joint_embedding(files, LatentSettings(seed=6))["x"])
     fig = plot_joint(frame, "umap")
+    assert plotted_points(fig) == int((frame["method"] == "umap").sum())
     fig.savefig(tmp_path / "joint.png")
-    assert (tmp_path / "joint.png").stat().st_size > 1000
+    assert Image.open(tmp_path / "joint.png").size[0] > 100
 
 
 def test_joint_points_put_an_equivalent_model_on_top_of_the_original(tmp_path):

@@ -206,6 +206,41 @@ def test_evaluate_model_tables(tmp_path):
     assert list(slices.columns[4:18]) == [*metrics.IMAGE_METRICS, *metrics.MASKED_METRICS]
 
 
+def test_evaluate_16_bit_slices_on_8_bit_renderings_and_hu_from_16_bits(tmp_path):
+    """A synthetic CT 3 HU off everywhere: below an 8-bit step (10 HU here), above a 16-bit one."""
+    lo, hi = -1000.0, 1550.0
+    rows = []
+    for z in (1, 2):
+        ref8 = _reference_image(64, seed=z)
+        ct_hu = lo + 20 + ref8.astype(float) / 255 * (hi - lo - 40) + np.random.default_rng(z).uniform(-4, 4, ref8.shape)
+        levels = {name: np.rint(np.clip((hu - lo) / (hi - lo), 0, 1) * 65535).astype(np.uint16)
+                  for name, hu in (("truth", ct_hu), ("pred", ct_hu + 3.0))}
+        name = f"p_z{z:03d}.png"
+        paths = {k: tmp_path / "slices" / k / name for k in ("mr", "ct", "mask")}
+        _write_png(paths["ct"], levels["truth"])
+        _write_png(paths["mr"], levels["truth"])
+        _write_png(paths["mask"], np.full(ref8.shape, 255, np.uint8))
+        _write_png(tmp_path / "pred" / "mr2ct" / name, levels["pred"])
+        _write_png(tmp_path / "pred" / "ct2mr" / name, levels["truth"])
+        rows.append({"patient": "p", "slice": z, "split": "test", "mr_png": str(paths["mr"]),
+                     "ct_png": str(paths["ct"]), "mask_png": str(paths["mask"]), "ct_lo_hu": lo, "ct_hi_hu": hi,
+                     "hu": ct_hu})
+    slices = evaluate_model("m", pd.DataFrame(rows).drop(columns="hu"), tmp_path / "pred", [-1024, 3000])
+    mr2ct = slices[slices["direction"] == "mr2ct"].reset_index(drop=True)
+    # HU metrics see the 3 HU (16-bit: 0.04 HU per level) ...
+    assert mr2ct["hu_mae"].to_numpy() == pytest.approx(3.0, abs=0.05)
+    # ... the 8-bit ones see 8-bit images of the stored window, as 8-bit slices would have held them
+    for row, values in zip(rows, mr2ct.itertuples(), strict=True):
+        to8 = [np.clip(np.rint((hu - lo) / (hi - lo) * 255), 0, 255) for hu in (row["hu"] + 3.0, row["hu"])]
+        assert values.mae == pytest.approx(np.mean(np.abs(to8[0] - to8[1])), abs=0.01)
+        assert 0 < values.mae < 1
+    # data range 255 on 16-bit data would be wrong: the 8-bit metrics refuse it
+    with pytest.raises(ValueError, match="expected 8-bit data"):
+        metrics.psnr(np.zeros((16, 16), np.uint16), np.zeros((16, 16), np.uint16))
+    with pytest.raises(ValueError, match="expected 8-bit data"):
+        metrics.vif_batch(np.full((1, 48, 48), 300.0), np.zeros((1, 48, 48)))
+
+
 def test_evaluate_model_missing_prediction_names_the_file(tmp_path):
     ct = _reference_image(64)
     _write_png(tmp_path / "ct.png", ct)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from mrct.models.networks import (
 )
 from mrct.models.registry import zoo_architecture
 from mrct.models.trained import GENERATOR_FORMAT, load_trained_generator
+from mrct.slices.geometry import to_levels
 
 
 def test_zoo_generator_has_the_published_parameter_count():
@@ -75,14 +77,28 @@ def test_init_weights_is_reference_normal():
     assert torch.count_nonzero(net.model[1].bias) == 0
 
 
-def test_image_conversion_round_trip():
-    images = torch.tensor([[[0, 128], [200, 255]]], dtype=torch.uint8)
+@pytest.mark.parametrize(("dtype", "levels"), [(torch.uint8, [[0, 128], [200, 255]]),
+                                               (torch.uint16, [[0, 32768], [51_400, 65535]])])
+def test_image_conversion_round_trip(dtype, levels):
+    images = torch.tensor([levels], dtype=dtype)
     x = to_network_input(images)
-    assert x.shape == (1, 3, 2, 2)
+    assert x.shape == (1, 3, 2, 2) and x.dtype == torch.float32
     assert x.min() == -1.0 and x.max() == 1.0
-    assert torch.equal(from_network_output(x), images)
+    out = from_network_output(x)  # float, not rounded: the caller decides how to store it
+    assert out.shape == (1, 2, 2) and out.dtype == torch.float32
+    numpy_dtype = np.uint8 if dtype == torch.uint8 else np.uint16
+    np.testing.assert_array_equal(to_levels(out.numpy(), -1.0, 1.0, numpy_dtype), images.numpy())
     with pytest.raises(ValueError, match="grayscale"):
-        to_network_input(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
+        to_network_input(torch.zeros(1, 3, 2, 2, dtype=dtype))
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        to_network_input(torch.zeros(1, 2, 2, dtype=torch.int32))
+
+
+def test_a_stored_level_and_its_8_bit_twin_give_the_same_input():
+    eight = torch.tensor([[[0, 51, 255]]], dtype=torch.uint8)
+    sixteen = (eight.to(torch.int32) * 257).to(torch.uint16)  # 65535 = 255 * 257
+    assert torch.allclose(to_network_input(eight), to_network_input(sixteen), atol=1e-6)
+    assert from_network_output(torch.full((1, 3, 1, 1), 1.5)).item() == 1.0  # clipped to [-1, 1]
 
 
 def test_load_trained_generator_round_trip_and_errors(tmp_path):

@@ -24,19 +24,21 @@ def write_generator(path, direction, seed=0):
     return net
 
 
-def test_translate_images_matches_the_network_and_keeps_uint8():
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_translate_images_matches_the_network_in_float(dtype):
     net = ResnetGenerator(ngf=4, n_blocks=1).eval()
-    images = np.random.default_rng(0).integers(0, 256, (3, 16, 16), dtype=np.uint8)
+    top = np.iinfo(dtype).max
+    images = np.random.default_rng(0).integers(0, top + 1, (3, 16, 16)).astype(dtype)
     out = translate_images(net, images, batch_size=2)
-    assert out.dtype == np.uint8 and out.shape == images.shape
-    x = torch.from_numpy(images).float().unsqueeze(1) / 127.5 - 1
+    assert out.dtype == np.float32 and out.shape == images.shape
+    x = torch.from_numpy(images.astype(np.float64)).float().unsqueeze(1) / (top / 2) - 1
     with torch.no_grad():
-        y = net(x.expand(-1, 3, -1, -1)).mean(1)
-    expected = ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-    np.testing.assert_array_equal(out, expected)
+        expected = net(x.expand(-1, 3, -1, -1)).mean(1).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert len(np.unique(out)) > 200  # not rounded to any gray-level grid
     identity = translate_images(torch.nn.Identity(), images)
-    np.testing.assert_array_equal(identity, images)
-    with pytest.raises(ValueError, match="uint8"):
+    np.testing.assert_allclose(identity, images / (top / 2) - 1, atol=1e-6)
+    with pytest.raises(ValueError, match="uint8 or uint16"):
         translate_images(net, images.astype(np.float32))
 
 
@@ -51,14 +53,18 @@ def test_predict_writes_test_split_under_ground_truth_names(tmp_path):
     for direction in out:
         assert sorted(p.name for p in out[direction].iterdir()) == expected
         assert len(written[direction]) == 4
-    # The mr2ct file of slice b_z001 is G_mr2ct applied to that slice's MR PNG.
+    # The mr2ct file of slice b_z001 is G_mr2ct applied to that slice's MR PNG, stored in 16 bits:
+    # level 0 is the network's -1 and 65535 its +1 (one level of slack: a batch of 3 rounds its
+    # float sums in another order than a batch of 1).
     mr = np.asarray(Image.open(tmp_path / "results/slices/b/mr/b_z001.png"))
-    want = translate_images(nets["mr2ct"].eval(), mr[None])[0]
+    want = np.rint((translate_images(nets["mr2ct"].eval(), mr[None])[0] + 1) / 2 * 65535)
     got = np.asarray(Image.open(out["mr2ct"] / "b_z001.png"))
-    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.uint16
+    np.testing.assert_allclose(got, want, rtol=0, atol=1)
     ct = np.asarray(Image.open(tmp_path / "results/slices/b/ct/b_z001.png"))
-    np.testing.assert_array_equal(np.asarray(Image.open(out["ct2mr"] / "b_z001.png")),
-                                  translate_images(nets["ct2mr"].eval(), ct[None])[0])
+    np.testing.assert_allclose(np.asarray(Image.open(out["ct2mr"] / "b_z001.png")),
+                               np.rint((translate_images(nets["ct2mr"].eval(), ct[None])[0] + 1) / 2 * 65535),
+                               rtol=0, atol=1)
 
 
 def test_predict_without_test_split_or_generator_fails_clearly(tmp_path):

@@ -14,6 +14,8 @@ from mrct.reader_study.analysis import (
     agreement,
     analyse,
     ccc,
+    ccc_cb,
+    classification,
     read_all_answers,
     read_key,
     table_v,
@@ -88,6 +90,32 @@ def test_ccc_against_independent_formulas() -> None:
         assert ccc(x, y) == pytest.approx(1 - msd / (sx**2 + sy**2 + (x.mean() - y.mean()) ** 2))
 
 
+def test_ccc_cb_r_and_ccc_by_hand() -> None:
+    """Lin's C_b (the study's Table VI "accuracy") and CCC = r x C_b on hand-made ratings.
+
+    x = 1,2,4 (mean 7/3, population variance 14/9) and y = 2,3,3 (mean 8/3, variance 2/9),
+    covariance 4/9: r = (4/9) / sqrt(28/81) = 4 / sqrt(28); C_b = 2 sqrt(28)/9 / (17/9) = 2 sqrt(28) / 17;
+    CCC = 8/17 = r x C_b.
+    """
+    x, y = [1, 2, 4], [2, 3, 3]
+    assert ccc_cb(x, y) == pytest.approx(2 * math.sqrt(28) / 17)
+    assert ccc(x, y) == pytest.approx(8 / 17) == pytest.approx(4 / math.sqrt(28) * ccc_cb(x, y))
+    # equal means and spreads: C_b = 1 whatever the correlation (here r = -1)
+    assert ccc_cb([1, 2, 3], [3, 2, 1]) == pytest.approx(1.0)
+    # a shift of one rating: both variances 2/3, mean difference 1 -> C_b = (4/3) / (7/3) = 4/7 = CCC (r = 1)
+    assert ccc_cb([1, 2, 3], [2, 3, 4]) == pytest.approx(4 / 7)
+    assert math.isnan(ccc_cb([2, 2, 2], [1, 3, 2])) and math.isnan(ccc_cb([1], [2]))
+    with pytest.raises(ValueError, match="one length"):
+        ccc_cb([1, 2, 3], [1, 2])
+
+
+def test_a_reader_rating_at_random_has_c_b_near_1() -> None:
+    """Why C_b is no classification accuracy: random ratings of both images agree in mean and spread."""
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(1, 5, 5000), rng.integers(1, 5, 5000)
+    assert ccc_cb(x, y) > 0.98 and abs(np.corrcoef(x, y)[0, 1]) < 0.05
+
+
 def test_ccc_rejects_unequal_lengths() -> None:
     with pytest.raises(ValueError, match="one length"):
         ccc([1, 2, 3], [1, 2])
@@ -102,21 +130,24 @@ def test_reader_who_always_says_real(key_path: Path) -> None:
         key, "always_real", lambda r: "real", lambda r: 3 if r.truth == "real" else 2))], key, key_path)
     vi = table_vi(answers, key)
     assert list(vi["direction"]) == ["ct2mr", "mr2ct"]
-    assert (vi["sensitivity"] == 0).all() and (vi["specificity"] == 1).all() and (vi["accuracy"] == 0.5).all()
+    classes = classification(answers, key)
+    assert list(classes["direction"]) == ["ct2mr", "mr2ct"] and (classes["n_images"] == 6).all()
+    assert (classes["sensitivity"] == 0).all() and (classes["specificity"] == 1).all()
+    assert (classes["classification_accuracy"] == 0.5).all()
     v = table_v(answers, key)
     assert (v["judged_real_pct"] == 100).all()
     assert set(v["source"]) == {"scratch", "ground truth"} and (v["n"] == 3).all()
     assert list(v.loc[v["source"] == "ground truth", "realism_mean"]) == [3, 3]
-    # constant ratings: Pearson is undefined (NaN, not a number made up)
-    assert vi["pearson"].isna().all()
+    # constant ratings: Pearson and C_b are undefined (NaN, not a number made up)
+    assert vi["pearson"].isna().all() and vi["ccc_cb"].isna().all()
 
 
 def test_perfect_reader(key_path: Path) -> None:
     key = read_key(key_path)
     answers = read_all_answers([write_answers(key_path.parent, "a.csv", simulate(
         key, "perfect", lambda r: r.truth, lambda r: 4 if r.truth == "real" else 1))], key, key_path)
-    vi = table_vi(answers, key)
-    assert (vi[["accuracy", "sensitivity", "specificity"]] == 1).all().all()
+    classes = classification(answers, key)
+    assert (classes[["classification_accuracy", "sensitivity", "specificity"]] == 1).all().all()
     v = table_v(answers, key).set_index(["direction", "source"])
     assert v.loc[("mr2ct", "ground truth"), "judged_real_pct"] == 100
     assert v.loc[("mr2ct", "scratch"), "judged_real_pct"] == 0
@@ -143,10 +174,13 @@ def test_table_v_and_vi_by_hand(key_path: Path) -> None:
     vi = table_vi(answers, key).set_index("direction").loc["mr2ct"]
     # Pearson of (1,2,4) vs (2,3,3): sum dxdy = 4/3, sum dx^2 = 14/3, sum dy^2 = 2/3 -> 4 / sqrt(28)
     assert vi["pearson"] == pytest.approx(4 / math.sqrt(28))
-    assert vi["ccc"] == pytest.approx(8 / 17)
+    # C_b: 2 sx sy / (sx^2 + sy^2 + (mx - my)^2) = 2 sqrt(28)/9 / (14/9 + 2/9 + 1/9) = 2 sqrt(28) / 17
+    assert vi["ccc_cb"] == pytest.approx(2 * math.sqrt(28) / 17)
+    assert vi["ccc"] == pytest.approx(8 / 17) == pytest.approx(vi["pearson"] * vi["ccc_cb"])
     assert vi["n_pairs"] == 3
-    assert vi["sensitivity"] == pytest.approx(1 / 3) and vi["specificity"] == 1
-    assert vi["accuracy"] == pytest.approx(4 / 6)
+    classes = classification(answers, key).set_index("direction").loc["mr2ct"]
+    assert classes["sensitivity"] == pytest.approx(1 / 3) and classes["specificity"] == 1
+    assert classes["classification_accuracy"] == pytest.approx(4 / 6)
     v = table_v(answers, key).set_index(["direction", "source"])
     assert v.loc[("mr2ct", "scratch"), "realism_mean"] == pytest.approx(7 / 3)
     assert v.loc[("mr2ct", "scratch"), "realism_std"] == pytest.approx(math.sqrt(7 / 3))  # ddof 1
@@ -170,6 +204,7 @@ def test_two_readers_who_agree_exactly(key_path: Path) -> None:
     answers = read_all_answers(files, key, key_path)
     vi = table_vi(answers, key)
     assert len(vi) == 4 and np.allclose(vi["ccc"], 1) and np.allclose(vi["pearson"], 1)
+    assert np.allclose(vi["ccc_cb"], 1)
     agree = agreement(answers, key)
     assert list(agree["direction"]) == ["ct2mr", "mr2ct"] and (agree["n"] == 6).all()
     assert np.allclose(agree["kappa_judged"], 1) and np.allclose(agree["kappa_realism_quadratic"], 1)
@@ -212,13 +247,15 @@ def test_weighted_kappa_is_quadratic(tmp_path: Path) -> None:
 
 
 def test_no_answers_writes_empty_tables_and_how_to(key_path: Path, tmp_path: Path) -> None:
-    outputs = {name: tmp_path / "out" / f"{name}.csv" for name in ("table_v", "table_vi", "agreement")}
+    outputs = {name: tmp_path / "out" / f"{name}.csv" for name in ("table_v", "table_vi", "classification", "agreement")}
     outputs["note"] = tmp_path / "out" / "note.md"
     write_analysis(key_path, [], "data/reader_study", outputs)
     assert list(pd.read_csv(outputs["table_v"]).columns) == [
         "direction", "source", "n", "realism_mean", "realism_std", "judged_real_pct"]
-    assert list(pd.read_csv(outputs["table_vi"]).columns)[:7] == [
-        "reader", "direction", "pearson", "ccc", "accuracy", "sensitivity", "specificity"]
+    assert list(pd.read_csv(outputs["table_vi"]).columns)[:5] == ["reader", "direction", "pearson", "ccc_cb", "ccc"]
+    assert "accuracy" not in pd.read_csv(outputs["table_vi"]).columns
+    assert list(pd.read_csv(outputs["classification"]).columns)[:5] == [
+        "reader", "direction", "classification_accuracy", "sensitivity", "specificity"]
     assert len(pd.read_csv(outputs["table_v"])) == 0
     note = outputs["note"].read_text()
     assert "No reader-study answers" in note and "data/reader_study/" in note and "questionnaire.html" in note
@@ -228,9 +265,10 @@ def test_analyse_reports_readers(key_path: Path) -> None:
     key = read_key(key_path)
     paths = [write_answers(key_path.parent, f"{n}.csv", simulate(key, n, lambda r: r.truth, lambda r: 3))
              for n in ("A", "B")]
-    tv, tvi, agree, note = analyse(key_path, paths, "data/reader_study")
-    assert len(tvi) == 4 and len(agree) == 2 and len(tv) == 4
-    assert "2 reader(s) (A, B)" in note
+    results = analyse(key_path, paths, "data/reader_study")
+    assert len(results["table_vi"]) == 4 and len(results["classification"]) == 4
+    assert len(results["agreement"]) == 2 and len(results["table_v"]) == 4
+    assert "2 reader(s) (A, B)" in results["note"]
 
 
 def _good_rows(key_path: Path) -> list[dict]:

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from reader_study_fixtures import decode_uri, page_images, write_finished_evaluation, write_selection_table
+from scipy import ndimage
+from reader_study_fixtures import (
+    decode_uri,
+    page_images,
+    shown_pixels,
+    write_finished_evaluation,
+    write_selection_table,
+)
 
 from mrct.io.png import read_gray_png
 from mrct.reader_study.design import (
@@ -121,9 +128,13 @@ def test_kit_writes_page_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert len(table) == 16 and set(table["model"]) == {"skimage_photos"}  # the selection table's choice
     shown = page_images(html.read_text())
     assert [image["id"] for image in shown] == list(table["image_id"])  # the key is in showing order
-    # the page shows the files' own pixels, re-encoded
-    for image, png in zip(shown, study["png"], strict=True):
-        np.testing.assert_array_equal(decode_uri(image["src"]), read_gray_png(png))
+    # the page shows the files' pixels in their reading window (CT: brain window from HU), re-encoded
+    manifest = pd.read_csv(inputs["manifest_path"])
+    for image, item in zip(shown, study.itertuples(), strict=True):
+        expected = shown_pixels(item.png, item.direction, manifest, item.patient, item.slice)
+        np.testing.assert_array_equal(decode_uri(image["src"]), expected)
+        if item.direction == "ct2mr":  # MR in its stored window: the 8-bit file's own pixels
+            np.testing.assert_array_equal(decode_uri(image["src"]), read_gray_png(item.png))
     # the model and the patients it was chosen on come from selection.csv: none of theirs is shown
     write_selection_table(tmp_path, "scratch", patients="t00")
     build_reader_study(**inputs, settings=settings, seed=1, questionnaire=html, key=key)
@@ -173,3 +184,57 @@ def test_report_section_shows_the_kit_but_not_the_key(tmp_path: Path, monkeypatc
     leaked = [v for v in [*table["image_id"], *table["patient"].unique()] if v in section]
     assert not leaked, leaked
     assert "No reader-study questionnaire" in reader_study_kit_html(None, [])
+
+
+def test_ct_is_shown_in_the_brain_window_and_real_and_synthetic_alike(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """16-bit slices: white (25 HU) and grey matter (38 HU) about 41 gray levels apart on the page.
+
+    The predictions here are byte copies of the ground truth, so a real image and the synthetic
+    image of the same slice must reach the page as the same pixels: one rendering for both.
+    """
+    from tiny_slices import brain_tissues
+
+    monkeypatch.chdir(tmp_path)
+    inputs = write_finished_evaluation(tmp_path, size=48, bits=16, content="noisy", leaky_encoding=False)
+    manifest = pd.read_csv(inputs["manifest_path"])
+    for folder in inputs["prediction_dirs"]:
+        column = "ct_png" if folder.name == "mr2ct" else "mr_png"
+        for rel in manifest.loc[manifest["split"] == "test", column]:
+            (folder / Path(rel).name).write_bytes((tmp_path / rel).read_bytes())
+    html, key = tmp_path / "q.html", tmp_path / "k.csv"
+    study = build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=2, questionnaire=html, key=key)
+    pixels = [decode_uri(image["src"]) for image in page_images(html.read_text())]
+    ct = study["direction"] == "mr2ct"
+    labels = brain_tissues(48)  # the head without its per-slice shift of at most 1.5 pixels
+    core = {t: ndimage.binary_erosion(labels == t, iterations=2) for t in ("white", "grey")}
+    for index in np.flatnonzero(ct):
+        shown = pixels[index].astype(float)
+        contrast = shown[core["grey"]].mean() - shown[core["white"]].mean()
+        assert contrast == pytest.approx(13 / 80 * 255, abs=6), contrast  # 41 gray levels
+        item = study.iloc[index]
+        np.testing.assert_array_equal(pixels[index], shown_pixels(item["png"], "mr2ct", manifest, item["patient"],
+                                                                  item["slice"]))
+    for _, pair in study.groupby(["direction", "patient", "slice"]):
+        first, second = (pixels[i] for i in pair.index)
+        np.testing.assert_array_equal(first, second)
+    # another CT window changes the CT images only
+    build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr", ct_window_hu=(-20.0, 180.0)), seed=2,
+                       questionnaire=html, key=key)
+    wide = [decode_uri(image["src"]) for image in page_images(html.read_text())]
+    assert all(np.array_equal(a, b) != c for a, b, c in zip(pixels, wide, ct, strict=True))
+    with pytest.raises(ValueError, match=r"ct_window_hu: expected low < high, got 40.0 .. 40.0"):
+        ReaderStudySettings(8, "psnr", ct_window_hu=(40.0, 40.0))
+
+
+def test_settings_take_the_ct_window_from_the_config() -> None:
+    import yaml
+
+    from mrct.config import validate_config
+    from mrct.reader_study.kit import settings_from_config
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+    validate_config(config)
+    section = config["reader_study"]
+    assert settings_from_config(section).ct_window_hu == (0.0, 80.0) == ReaderStudySettings(2, "psnr").ct_window_hu
+    assert settings_from_config({**section, "ct_window_hu": [-20, 180]}).ct_window_hu == (-20.0, 180.0)

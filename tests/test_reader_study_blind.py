@@ -23,12 +23,12 @@ from reader_study_fixtures import (
     MODELS,
     decode_uri,
     page_images,
+    shown_pixels,
     write_finished_evaluation,
 )
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from mrct.io.png import read_gray_png
 from mrct.reader_study.design import ReaderStudySettings
 from mrct.reader_study.encoding import data_uri, encode_gray_png, png_chunks
 from mrct.reader_study.kit import build_reader_study
@@ -66,17 +66,21 @@ def attack(ids: list[str], uris: list[str], truth: pd.Series, features=byte_feat
 
 @pytest.fixture(scope="module")
 def big_study(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """600 images (150 slices per direction) whose predictions are real slices saved differently."""
+    """600 images (150 slices per direction) whose predictions are real slices saved differently.
+
+    16-bit slices of a head in HU, CT shown in the brain window, as the pipeline makes them.
+    """
     root = tmp_path_factory.mktemp("blind")
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(root)
-        inputs = write_finished_evaluation(root, n_test_patients=10, n_slices=20, content="resampled")
+        inputs = write_finished_evaluation(root, n_test_patients=10, n_slices=20, content="resampled", bits=16)
         html, key = root / "questionnaire.html", root / "key.csv"
         study = build_reader_study(**inputs, settings=ReaderStudySettings(300, "psnr"), seed=7,
                                    questionnaire=html, key=key)
         study["png"] = [str(root / p) for p in study["png"]]
     page = html.read_text()
-    return {"study": study, "page": page, "images": page_images(page), "key": pd.read_csv(key)}
+    return {"study": study, "page": page, "images": page_images(page), "key": pd.read_csv(key),
+            "manifest": pd.read_csv(inputs["manifest_path"])}
 
 
 def test_attacker_on_the_page_does_no_better_than_chance(big_study: dict) -> None:
@@ -98,7 +102,7 @@ def test_byte_size_carries_no_signal_even_when_synthetic_images_compress_better(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Blurred predictions compress better: a compressing writer leaks it, the kit's does not."""
     monkeypatch.chdir(tmp_path)
-    inputs = write_finished_evaluation(tmp_path, n_test_patients=6, n_slices=20, content="smooth", size=24)
+    inputs = write_finished_evaluation(tmp_path, n_test_patients=6, n_slices=20, content="smooth", size=24, bits=16)
     study = build_reader_study(**inputs, settings=ReaderStudySettings(200, "psnr"), seed=11,
                                questionnaire=tmp_path / "q.html", key=tmp_path / "k.csv")
     images = page_images((tmp_path / "q.html").read_text())
@@ -106,12 +110,12 @@ def test_byte_size_carries_no_signal_even_when_synthetic_images_compress_better(
     assert abs(attack(ids, uris, study["truth"], features=container_features) - 0.5) < 0.1
     assert len(set(map(len, uris))) == 1
 
-    def pillow_png(path: str) -> str:  # re-encoded from pixels, no metadata, but compressed
+    def pillow_png(uri: str) -> str:  # the same shown pixels, no metadata, but compressed
         buffer = io.BytesIO()
-        Image.fromarray(read_gray_png(path)).save(buffer, format="PNG")
+        Image.fromarray(decode_uri(uri)).save(buffer, format="PNG")
         return data_uri(buffer.getvalue())
 
-    compressed = [pillow_png(p) for p in study["png"]]
+    compressed = [pillow_png(u) for u in uris]
     assert attack(ids, compressed, study["truth"], features=container_features) > 0.9
 
 
@@ -123,9 +127,11 @@ def test_every_image_has_the_same_bytes_outside_its_pixels(big_study: dict) -> N
     assert len({p[:33] for p in pngs}) == 1  # signature and IHDR: identical
 
 
-def test_the_page_shows_the_original_pixels(big_study: dict) -> None:
-    for image, png in zip(big_study["images"][:50], big_study["study"]["png"][:50], strict=True):
-        np.testing.assert_array_equal(decode_uri(image["src"]), read_gray_png(png))
+def test_the_page_shows_the_original_pixels_in_their_reading_window(big_study: dict) -> None:
+    study, manifest = big_study["study"], big_study["manifest"]
+    for image, item in zip(big_study["images"][:50], study.head(50).itertuples(), strict=True):
+        expected = shown_pixels(item.png, item.direction, manifest, item.patient, item.slice)
+        np.testing.assert_array_equal(decode_uri(image["src"]), expected)
 
 
 def test_no_name_of_file_model_patient_or_direction_in_the_page(big_study: dict) -> None:

@@ -8,7 +8,10 @@ the analysis (mrct.reader_study.analysis) must read it as it is.
 Playwright's own browser download is never used (``playwright install`` fetches from the
 internet); the test launches /usr/bin/chromium and is skipped, naming the missing part, when
 Chromium or the Playwright package is absent (``.ci/run`` installs Chromium first).
-Set MRCT_READER_STUDY_SCREENSHOTS=<folder> to keep the screenshots (docs/img/ holds a set).
+The slices are 16-bit heads in HU (``tiny_slices.brain_tissues``), as the pipeline stores them:
+every CT image Chromium decodes must be the brain-window rendering and show white and grey matter
+about 41 gray levels apart. Set MRCT_READER_STUDY_SCREENSHOTS=<folder> to keep the screenshots
+(docs/img/ holds a set).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from reader_study_fixtures import write_finished_evaluation
+from reader_study_fixtures import shown_pixels, write_finished_evaluation
+from scipy import ndimage
+from tiny_slices import brain_tissues
 
-from mrct.io.png import read_gray_png
-from mrct.reader_study.analysis import read_all_answers, read_key, table_vi
+from mrct.reader_study.analysis import classification, read_all_answers, read_key
 from mrct.reader_study.design import ReaderStudySettings
 from mrct.reader_study.kit import build_reader_study
 
@@ -67,11 +71,39 @@ def shoot(page, folder: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"reader_study_{name}.png"))
 
 
+SIZE = 64
+
+
+def decoded_slice(page) -> np.ndarray:
+    """The gray levels of the image on screen as Chromium decoded them (red channel of a canvas)."""
+    decoded = page.evaluate("""() => { const img = document.getElementById('slice');
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        return Array.from(g.getImageData(0, 0, c.width, c.height).data); }""")
+    return np.array(decoded, dtype=np.uint8).reshape(SIZE, SIZE, 4)[..., 0]
+
+
+def check_shown(page, item, manifest: pd.DataFrame) -> None:
+    """The image on screen is the file in its reading window; CT shows grey against white matter."""
+    shown = decoded_slice(page)
+    np.testing.assert_array_equal(shown, shown_pixels(item.png, item.direction, manifest, item.patient, item.slice))
+    if item.direction == "mr2ct":
+        labels = brain_tissues(SIZE)
+        grey, white = (ndimage.binary_erosion(labels == t, iterations=2) for t in ("grey", "white"))
+        contrast = shown[grey].mean() - shown[white].mean()
+        assert contrast > 30, f"grey - white matter: {contrast:.1f} gray levels (13 HU in W80 is 41)"
+
+
 def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    inputs = write_finished_evaluation(tmp_path, size=32)
+    inputs = write_finished_evaluation(tmp_path, size=SIZE, bits=16, content="noisy")
+    manifest = pd.read_csv(inputs["manifest_path"])
     html, key = tmp_path / "questionnaire.html", tmp_path / "key.csv"
-    study = build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=3, questionnaire=html, key=key)
+    for seed in range(3, 100):  # the first seed whose first image is CT: the first screenshot shows one
+        study = build_reader_study(**inputs, settings=ReaderStudySettings(8, "psnr"), seed=seed, questionnaire=html,
+                                   key=key)
+        if study["direction"].iloc[0] == "mr2ct":
+            break
     n = len(study)
     shots = tmp_path / "shots"
     shots.mkdir()
@@ -90,14 +122,9 @@ def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.
                           " return [s.imageRendering, s.filter]; }")
     assert style == ["pixelated", "none"]
     width = page.evaluate("() => document.getElementById('slice').width")
-    assert width % 32 == 0 and width >= 32 * 8
+    assert width % SIZE == 0 and width >= SIZE * 4
     assert page.evaluate("() => document.body.scrollHeight <= window.innerHeight")  # all in view
-    decoded = page.evaluate("""() => { const img = document.getElementById('slice');
-        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
-        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
-        return Array.from(g.getImageData(0, 0, c.width, c.height).data); }""")
-    rgba = np.array(decoded, dtype=np.uint8).reshape(32, 32, 4)
-    np.testing.assert_array_equal(rgba[..., 0], read_gray_png(study["png"].iloc[0]))
+    check_shown(page, study.iloc[0], manifest)
     shoot(page, shots, "1_start")
 
     page.fill("#reader", READER)
@@ -109,6 +136,7 @@ def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.
             assert page.text_content("#answered") == f"{i} answered"
             assert page.input_value("#reader") == READER
         assert position(page) == f"Image {i + 1} of {n}"
+        check_shown(page, study.iloc[i], manifest)
         answer_current(page, i)
         if i == 2:
             shoot(page, shots, "2_answering")
@@ -150,12 +178,12 @@ def test_questionnaire_in_chromium(browser, tmp_path: Path, monkeypatch: pytest.
     got = {row.image_id: (row.judged, int(row.realism)) for row in answers.itertuples()}
     assert got == expected
     assert list(answers["image_id"]) == list(study["image_id"])
-    # the analysis reads the exported file as it is: accuracy per direction as answered
+    # the analysis reads the exported file as it is: classification accuracy per direction as answered
     key_table = read_key(key)
-    table = table_vi(read_all_answers([target], key_table, key), key_table).set_index("direction")
+    table = classification(read_all_answers([target], key_table, key), key_table).set_index("direction")
     for direction, own in study.groupby("direction"):
         hits = [expected[row.image_id][0] == row.truth for row in own.itertuples()]
-        assert table.loc[direction, "accuracy"] == pytest.approx(sum(hits) / len(hits))
+        assert table.loc[direction, "classification_accuracy"] == pytest.approx(sum(hits) / len(hits))
     assert not errors, errors
     assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
     context.close()

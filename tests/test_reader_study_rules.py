@@ -7,23 +7,19 @@ kit's rule for it), so the analysis rule runs alone: with no answers, then with 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tiny_workflow as tw  # tests/slurm/, on the path through conftest.py
 
 from test_reader_analysis import make_key, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("tiny_workflow", ROOT / "tests" / "slurm" / "tiny_workflow.py")
-tw = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = tw
-spec.loader.exec_module(tw)
 
 pytestmark = pytest.mark.slow
-TABLES = ["results/reader_study/table_v.csv", "results/reader_study/table_vi.csv"]
+TABLES = ["results/reader_study/table_v.csv", "results/reader_study/table_vi.csv",
+          "results/reader_study/classification.csv"]
 
 
 def _analysis(workdir: Path, check: bool = True):
@@ -47,7 +43,9 @@ def test_analysis_rule_without_then_with_answers(tmp_path: Path) -> None:
         pd.DataFrame(simulate(key, name, lambda r: r.truth, lambda r: 3)).to_csv(answers / f"{name}.csv", index=False)
     _analysis(workdir)  # a new answers file changes the input set: the analysis reruns
     table_vi = pd.read_csv(workdir / TABLES[1])
-    assert set(table_vi["reader"]) == {"A", "B"} and (table_vi["accuracy"] == 1).all()
+    assert set(table_vi["reader"]) == {"A", "B"} and list(table_vi.columns)[2:5] == ["pearson", "ccc_cb", "ccc"]
+    classes = pd.read_csv(workdir / TABLES[2])
+    assert set(classes["reader"]) == {"A", "B"} and (classes["classification_accuracy"] == 1).all()
     assert "2 reader(s)" in (workdir / "results/reader_study/analysis_note.md").read_text()
 
     pd.DataFrame(simulate(key, "C", lambda r: "maybe", lambda r: 3)).to_csv(answers / "C.csv", index=False)
@@ -75,3 +73,4 @@ def test_report_asks_for_the_kit_and_the_analysis(tmp_path: Path) -> None:
     report_block = result.stdout[result.stdout.index("rule report:"):]
     report_inputs = report_block.split("output:")[0]
     assert "results/reader_study/table_vi.csv" in report_inputs and "results/reader_study/key.csv" in report_inputs
+    assert "results/reader_study/classification.csv" in report_inputs

@@ -5,34 +5,46 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import yaml
+from scipy import ndimage
 from scipy.spatial.distance import dice as scipy_dice_dissimilarity
 from scipy.stats import entropy
 from sklearn.metrics import mutual_info_score
 
-from mrct.config import load_config
+from mrct.config import deep_merge, load_config, validate_config
 from mrct.preprocess.register import _slab_offsets
 from mrct.preprocess.registration_qa import (
+    RegistrationQAStop,
     collect_registration_qa,
     dice,
     excluded_patients,
     flag_reason,
     normalised_mutual_information,
+    peak_metrics,
     quantile_bins,
     read_registration_qa,
     registration_metrics,
     registration_qa_files,
+    require_each_group,
+    require_enough_patients,
     write_registration_qa,
 )
 from mrct.preprocess.steps import bias_correct_files, register_files
-from mrct.report import excluded_section, registration_qa_section
+from mrct.report import excluded_section, registration_qa_section, registration_qa_table
 from mrct.slices.manifest import SLICE_TABLE_COLUMNS
 from mrct.slices.split import assign_split, build_manifest
 from mrct.sources import demo
+
+
+CONFIG = load_config("config.yaml")
+QA_SETTINGS = CONFIG["preprocess"]["registration_qa"]
+QA_BOUNDS = {key: value for key, value in QA_SETTINGS.items() if key != "keep_flagged"}
 
 
 def _box(shape, start, stop):
@@ -132,31 +144,130 @@ def test_partial_field_of_view_is_judged_on_what_it_shows():
     metrics = registration_metrics(ct_image, sitk.Resample(mr_slab, ct_image, away, sitk.sitkLinear, 0.0),
                                    ct_mask, mr_mask, away)
     assert math.isnan(metrics["nmi"]) and metrics["head_in_fov"] == 0
-    assert "NMI nan" in flag_reason({**metrics, "dice_head": 1.0}, 0.5, 1.05)
+    assert "NMI nan" in flag_reason({**metrics, "dice_head": 1.0}, {"min_dice": 0.5, "min_nmi": 1.05})
 
 
-def _record(tmp_path, patient, dice_head, nmi):
+def _textured_head(seed: int, shape=(40, 48, 48), sigma=1.5):
+    """A ball "head" filled with smooth random texture (fine anatomy), 2 mm voxels."""
+    rng = np.random.default_rng(seed)
+    texture = ndimage.gaussian_filter(rng.normal(size=shape), sigma)
+    z, y, x = np.indices(shape)
+    head = ((z - shape[0] / 2) / 17) ** 2 + ((y - shape[1] / 2) / 20) ** 2 + ((x - shape[2] / 2) / 20) ** 2 < 1
+    return head, texture
+
+
+def test_nmi_peak_is_sharp_for_a_true_pair_flat_for_another_texture_and_off_for_a_shifted_one():
+    head, texture = _textured_head(3)
+    _, other_texture = _textured_head(4)
+    ct_array = np.where(head, 40 + 300 * texture, -1000.0).astype(np.float32)
+    ct, ct_mask = _image(ct_array), _image(head.astype(np.uint8))
+    # The MR: a non-monotone function of the same anatomy (as T1 against HU), or of another one.
+    mr = _image(np.where(head, 500 + 800 * np.abs(texture), 0.0).astype(np.float32))
+    other = _image(np.where(head, 500 + 800 * np.abs(other_texture), 0.0).astype(np.float32))
+    identity = sitk.Euler3DTransform()
+    true = peak_metrics(ct, mr, ct_mask, identity)
+    mixup = peak_metrics(ct, other, ct_mask, identity)
+    shifted = peak_metrics(ct, mr, ct_mask, sitk.Euler3DTransform((0, 0, 0), 0, 0, 0, (6.0, 0.0, 0.0)))
+    print(f"true {true}, other texture {mixup}, 6 mm off {shifted}")
+    assert true["peak_drop"] > 0.5 and true["nearby_gain"] < 0
+    # Same outline, unrelated inside: almost nothing is shared, so almost nothing is lost.
+    assert mixup["peak_drop"] < 0.35
+    # 6 mm off: the probe 4 mm back towards the truth fits better than the answer.
+    assert shifted["nearby_gain"] > 0 and shifted["peak_drop"] < true["peak_drop"]
+    # The probes are counted in one region: moving the head out of the MR's view gives NaN, not a number.
+    away = peak_metrics(ct, mr, ct_mask, sitk.TranslationTransform(3, (0.0, 0.0, 500.0)))
+    assert math.isnan(away["peak_drop"]) and "NMI peak drop nan" in flag_reason(away, {"min_peak_drop": 0.35})
+
+
+def _record(tmp_path, patient, dice_head, nmi, peak_drop=0.5, nearby_gain=-0.4):
     path = tmp_path / f"{patient}.json"
-    path.write_text(json.dumps({"patient": patient, "dice_head": dice_head, "nmi": nmi, "head_in_fov": 1.0}))
+    path.write_text(json.dumps({"patient": patient, "dice_head": dice_head, "nmi": nmi, "head_in_fov": 1.0,
+                                "peak_drop": peak_drop, "nearby_gain": nearby_gain}))
     return path
+
+
+BOUNDS = {"min_peak_drop": 0.35, "max_nearby_gain": 0.0, "min_dice": 0.9, "min_nmi": None}
 
 
 def test_bounds_flag_with_a_reason_and_the_table_round_trips(tmp_path):
     paths = [_record(tmp_path, "p1", 0.98, 1.15), _record(tmp_path, "p2", 0.80, 1.15),
-             _record(tmp_path, "p3", 0.98, 1.02), _record(tmp_path, "p4", float("nan"), 1.15)]
-    table = collect_registration_qa(paths, min_dice=0.9, min_nmi=1.05)
-    assert table["flagged"].tolist() == [False, True, True, True]
+             _record(tmp_path, "p3", 0.98, 1.02, peak_drop=0.2), _record(tmp_path, "p4", float("nan"), 1.15),
+             _record(tmp_path, "p5", 0.98, 1.02, nearby_gain=0.05)]
+    table = collect_registration_qa(paths, BOUNDS)
+    assert table["flagged"].tolist() == [False, True, True, True, True]
+    assert table["decision"].tolist() == ["pass"] + ["left out"] * 4
+    assert table.loc[0, "reason"] == "passed: NMI peak drop 0.500 >= 0.35, NMI gain a few mm off -0.400 <= 0.0, head-mask Dice 0.980 >= 0.9"
     assert table.loc[1, "reason"] == "head-mask Dice 0.800 < 0.9"
-    assert table.loc[2, "reason"] == "NMI 1.020 < 1.05"
+    assert table.loc[2, "reason"] == "NMI peak drop 0.200 < 0.35"
+    assert table.loc[4, "reason"] == "NMI gain a few mm off 0.050 > 0.0"
+    # The absolute NMI bound applies only when set; kept patients are marked so.
+    kept = collect_registration_qa(paths[:1] + paths[2:3], {**BOUNDS, "min_peak_drop": None, "min_nmi": 1.05},
+                                   keep_flagged=True)
+    assert kept["decision"].tolist() == ["pass", "kept, flagged"]
+    assert kept.loc[1, "reason"] == "NMI 1.020 < 1.05"
     write_registration_qa(table, tmp_path / "qa.csv")
     read = read_registration_qa(tmp_path / "qa.csv")
-    assert read["flagged"].tolist() == table["flagged"].tolist()
-    assert read["reason"].tolist() == table["reason"].tolist()
+    for column in ("flagged", "reason", "decision"):
+        assert read[column].tolist() == table[column].tolist()
+    assert list(read.columns[:6]) == ["patient", "dice_head", "nmi", "head_in_fov", "peak_drop", "nearby_gain"]
     assert excluded_patients(read, keep_flagged=False) == dict(zip(read["patient"][1:], read["reason"][1:], strict=True))
     assert excluded_patients(read, keep_flagged=True) == {}
-    (tmp_path / "bad.json").write_text(json.dumps({"patient": "p5", "nmi": 1.1}))
+    # The report's QA table: every patient, the decision as the manifest has it, the figures, why.
+    page = registration_qa_table(read, pd.DataFrame({"patient": ["p1", "p3"]}))
+    assert page.index("<td>p2</td><td>left out</td>") < page.index("<td>p1</td><td>pass</td>")
+    assert "<td>p3</td><td>kept, flagged (keep_flagged is true)</td><td>0.2</td>" in page
+    for row in read.itertuples():
+        assert html.escape(row.reason) in page
+    (tmp_path / "bad.json").write_text(json.dumps({"patient": "p6", "nmi": 1.1}))
     with pytest.raises(ValueError, match="bad.json.*dice_head"):
-        collect_registration_qa([tmp_path / "bad.json"], 0.9, 1.05)
+        collect_registration_qa([tmp_path / "bad.json"], BOUNDS)
+
+
+def _config_blocks(message: str) -> list[dict]:
+    """The YAML blocks (``preprocess: ...``) a stop message offers, parsed."""
+    return [yaml.safe_load(block) for block in re.findall(r"^preprocess:\n(?:  .*\n)+", message, flags=re.M)]
+
+
+def test_qa_that_flags_every_patient_stops_with_each_patients_figures_and_config_lines_that_work(tmp_path):
+    # Four patients whose figures fail the default bounds (config.yaml) in different ways.
+    paths = [_record(tmp_path, "p1", 0.97, 1.04, peak_drop=0.12, nearby_gain=-0.1),
+             _record(tmp_path, "p2", 0.74, 1.01, peak_drop=0.01, nearby_gain=0.153),
+             _record(tmp_path, "p3", 0.98, 1.03, peak_drop=0.3, nearby_gain=0.02),
+             _record(tmp_path, "p4", 0.86, 1.02, peak_drop=-0.014, nearby_gain=-0.05)]
+    settings = CONFIG["preprocess"]["registration_qa"]
+    bounds = {key: value for key, value in settings.items() if key != "keep_flagged"}
+    assert settings["keep_flagged"] is False
+    table = collect_registration_qa(paths, bounds, settings["keep_flagged"])
+    assert table["flagged"].all()
+    with pytest.raises(RegistrationQAStop) as stop:
+        require_enough_patients(table, keep_flagged=False)
+    message = str(stop.value)
+    print(message)
+    assert "4 of 4 patients flagged and left out, 0 left" in message
+    for row in table.itertuples():  # every patient's figures, decision and reason
+        line = next(line for line in message.splitlines() if line.strip().startswith(row.patient + " "))
+        for value in (row.dice_head, row.nmi, row.peak_drop, row.nearby_gain):
+            assert f"{value:.3f}" in line
+        assert "left out" in line and row.reason in line
+    blocks = _config_blocks(message)
+    assert blocks[0] == {"preprocess": {"registration_qa": {"keep_flagged": True}}}
+    for block in blocks:  # each block is valid config and keeps every patient
+        merged = deep_merge(CONFIG, block)
+        validate_config(merged)
+        settings = merged["preprocess"]["registration_qa"]
+        again = collect_registration_qa(paths, {k: v for k, v in settings.items() if k != "keep_flagged"},
+                                        settings["keep_flagged"])
+        require_enough_patients(again, settings["keep_flagged"])
+        assert not excluded_patients(again, settings["keep_flagged"])
+    assert blocks[1]["preprocess"]["registration_qa"]["min_peak_drop"] == -0.02
+    assert blocks[1]["preprocess"]["registration_qa"]["max_nearby_gain"] == 0.16
+    assert "min_nmi" not in blocks[1]["preprocess"]["registration_qa"]  # off, and failing no one
+    # One patient passing is not a study either; two are.
+    require_enough_patients(collect_registration_qa(paths[:1] + [_record(tmp_path, "p5", 0.99, 1.05)] * 2,
+                                                    bounds), keep_flagged=False)
+    with pytest.raises(RegistrationQAStop, match="1 left"):
+        require_enough_patients(collect_registration_qa(paths[:2] + [_record(tmp_path, "p5", 0.99, 1.05)], bounds),
+                                keep_flagged=False)
 
 
 def _slice_table(tmp_path, patient):
@@ -181,12 +292,17 @@ def test_excluded_patients_have_no_rows_and_others_keep_their_side(tmp_path):
     test_side = [p for p in patients if split[p] == "test"]
     with pytest.raises(ValueError, match="no patient left in the test split"):
         build_manifest(tables, 0.7, 42, excluded=test_side)
+    # The split step stops before that, with every patient's figures and the lines to go on.
+    qa = collect_registration_qa([_record(tmp_path, p, 0.99, 1.05, peak_drop=0.1 if p in test_side else 0.5)
+                                  for p in patients], BOUNDS)
+    with pytest.raises(RegistrationQAStop, match="no patient in the test split") as stop:
+        require_each_group(qa, excluded_patients(qa, keep_flagged=False), split)
+    assert all(p in str(stop.value) for p in patients) and "keep_flagged: true" in str(stop.value)
+    require_each_group(qa, {excluded: "mix-up"}, split)
 
 
 # --- The demo pairs pass; an MR of another head with a small field of view is caught --------------
 
-CONFIG = load_config("config.yaml")
-QA_BOUNDS = {k: CONFIG["preprocess"]["registration_qa"][k] for k in ("min_dice", "min_nmi")}
 SLAB = (0.45, 0.75)  # the MR's field of view: 30 % of the head-to-foot extent, through the ventricles
 
 
@@ -218,7 +334,7 @@ def _preprocess(root, case: str, ct: sitk.Image, mr: sitk.Image, registration: d
                    CONFIG["preprocess"]["head_threshold_hu"], CONFIG["seed"], case)
     record = str(out / "registration_qa.json")
     registration_qa_files(registered["ct"], registered["mr"], registered["mask"], bias["mask"],
-                          registered["transform"], record, case)
+                          registered["transform"], record, case, mr_native_path=bias["mr"])
     return record
 
 
@@ -246,8 +362,12 @@ def mixup(tmp_path_factory):
     cases = {name: (pairs[name]["ct"], pairs[name]["mr"], default) for name in ("demo001", "demo002")}
     cases["demo004"] = (pairs["demo004"]["ct"], _crop(pairs["demo004"]["mr"], *SLAB), slab)
     cases["mixup"] = (pairs["demo001"]["ct"], _crop(_scaled(other["mr"], 0.9), *SLAB), slab)
+    # The demo's own mix-up option (dataset.demo.mixed_up), whole head: what an end-to-end run makes.
+    mixed = demo.make_patient(model, demo.draw_parameters(CONFIG["seed"], "demo003", settings), settings,
+                              other=demo.draw_parameters(CONFIG["seed"] + demo.MIXUP_SEED_OFFSET, "demo003", settings))
+    cases["mixed_up"] = (mixed["ct"], mixed["mr"], default)
     records = [_preprocess(root, case, ct, mr, registration) for case, (ct, mr, registration) in cases.items()]
-    table = collect_registration_qa(records, **QA_BOUNDS)
+    table = collect_registration_qa(records, QA_BOUNDS)
     write_registration_qa(table, root / "registration_qa.csv")
     print("\n" + table.to_string(index=False))
     return read_registration_qa(root / "registration_qa.csv")
@@ -256,7 +376,7 @@ def mixup(tmp_path_factory):
 @pytest.mark.slow
 def test_demo_pairs_pass_registration_qa(mixup):
     table = mixup
-    passed = table[table["patient"] != "mixup"]
+    passed = table[~table["patient"].isin(["mixup", "mixed_up"])]
     assert not passed["flagged"].any(), passed.to_string()
     # The slab covers well under half of the CT's head, and is still judged on what it shows.
     assert table.set_index("patient").loc["demo004", "head_in_fov"] < 0.5
@@ -267,6 +387,9 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     table = mixup
     row = table.set_index("patient").loc["mixup"]
     assert row["flagged"], table.to_string()
+    assert "NMI peak drop" in row["reason"]
+    assert table.set_index("patient").loc["mixed_up", "flagged"]  # dataset.demo.mixed_up's MR is caught
+    table = table[table["patient"] != "mixed_up"].reset_index(drop=True)
     excluded = excluded_patients(table, keep_flagged=False)
     assert set(excluded) == {"mixup"}
     tables = [_slice_table(tmp_path, patient) for patient in table["patient"]]
@@ -279,6 +402,10 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     page = registration_qa_section(table, manifest) + excluded_section(table, manifest)
     assert "mixup</b>, left out: " + html.escape(row["reason"]) in page
     assert "Left out of training and evaluation (registration flagged)" in page
+    # The QA table: every patient with the decision, its figures and why.
+    for patient in ("demo001", "demo002", "demo004"):
+        assert f"<tr><td>{patient}</td><td>pass</td><td>{table.set_index('patient').loc[patient, 'peak_drop']:.4g}</td>" in page
+    assert "<tr><td>mixup</td><td>left out</td>" in page
     assert "mixup</b>, kept (keep_flagged is true)" in registration_qa_section(table, kept)
 
 
@@ -288,3 +415,23 @@ def test_a_slab_mr_gets_its_start_searched_head_to_foot_and_a_whole_head_does_no
     assert _slab_offsets(ct_mask, ct_mask) == [0.0]
     # The slab's place is unknown within (100 - 30) / 2 = 35 mm either side of the centres.
     assert _slab_offsets(ct_mask, slab) == [float(v) for v in range(-35, 40, 5)]
+
+
+@pytest.mark.slow
+def test_a_workflow_run_where_qa_flags_every_patient_stops_with_the_figures_and_config_lines(tmp_path):
+    """The tiny demo workflow up to the QA table, with a bound no pair can pass (peak drop 0.99)."""
+    from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
+
+    config = tw.tiny_config(preprocess={"registration_qa": {"keep_flagged": False, "min_peak_drop": 0.99}})
+    workdir = tw.write_workdir(tmp_path / "run", config)
+    result = tw.snakemake(workdir, "results/preprocessed/registration_qa.csv", "--cores", "2", check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs" / "registration_qa" / "table.log").read_text(encoding="utf-8")
+    assert "registration QA: 3 of 3 patients flagged and left out, 0 left" in log
+    for patient in demo.demo_patient_ids(config["dataset"]["demo"]["n_patients"]):
+        record = json.loads((workdir / "results" / "preprocessed" / patient / "registration_qa.json").read_text())
+        line = next(line for line in log.splitlines() if line.strip().startswith(patient + " "))
+        assert f"{record['peak_drop']:.3f}" in line and "left out" in line
+    block = _config_blocks(log)[1]["preprocess"]["registration_qa"]
+    assert block["min_peak_drop"] < 0.99
+    assert not (workdir / "results" / "preprocessed" / "registration_qa.csv").exists()

@@ -106,7 +106,7 @@ def _reader_study(folder, answered: bool):
     key = read_key(key_path)
     answers = [write_answers(folder, f"{name}.csv", simulate(key, name, lambda r: r.truth, lambda r: 3))
                for name in ("reader_a", "reader_b")] if answered else []
-    outputs = {name: folder / f"{name}.csv" for name in ("table_v", "table_vi", "agreement", "note")}
+    outputs = {name: folder / f"{name}.csv" for name in ("table_v", "table_vi", "classification", "agreement", "note")}
     write_analysis(key_path, answers, "data/reader_study", outputs)
     return outputs
 
@@ -136,6 +136,10 @@ def test_report_is_self_contained_with_every_section(project, tmp_path):
     assert "Holm" in page and "seed: 42" in page
     assert "FID: not computed (no Inception weights at w.pth)" in page and "1.25" in page
     assert "Table V" in page and "Table VI" in page and "reader_b" in page and "quadratic" in page
+    # Table VI is the study's (r, C_b, CCC); classification figures are a table of their own
+    assert "<th>ccc_cb</th>" in page and "<th>classification_accuracy</th>" in page
+    assert page.index("<th>ccc_cb</th>") < page.index("not a table of the study") < page.index(
+        "<th>classification_accuracy</th>")
 
 
 def test_report_says_how_to_run_the_reader_study_without_answers(project, tmp_path):
@@ -189,3 +193,15 @@ def test_distributions_mark_a_metric_that_is_undefined_for_every_slice(tmp_path:
     assert "VIF inside the head mask" in titles
     assert texts == ["VIF inside the head mask: not defined for these slices"]
     save_figure(figure, tmp_path / "d.png")
+
+
+def test_volume_section_states_the_configured_hu_clip(tmp_path: Path) -> None:
+    from mrct.evaluation.volumes import summarize_volumes
+    from mrct.report import volumes_section
+
+    volumes = pd.DataFrame({"model": ["scratch"] * 2, "patient": ["p1", "p2"], "mae_hu": [80.0, 90.0],
+                            "psnr_hu": [25.0, 26.0], "ssim_hu": [0.8, 0.85]})
+    path = tmp_path / "metrics_volumes.csv"
+    summarize_volumes(volumes, ["scratch"]).to_csv(path, index=False)
+    section = volumes_section(path, [-1000.0, 2000.0])
+    assert "clipping to [-1000, 2000] HU" in section and "3000" not in section

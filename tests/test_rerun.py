@@ -1,34 +1,23 @@
-"""Rerunning single rules: dry runs on a workdir whose pipeline state already exists.
+"""Rerunning single rules: dry runs on the suite's finished end-to-end run (``e2e_run``).
 
-The state is faked with ``snakemake --touch`` (tests/slurm/tiny_workflow.py explains how
-it records the same metadata a real run does), so these tests take seconds. Each test asks
-a dry run what would run after one kind of change and checks that only what depends on
-the change is planned: forcing a rule (``-R train``), asking for one file, adding a model,
-changing a training parameter (rerun trigger ``params``).
+Each test asks a dry run what would run after one kind of change and checks that only what
+depends on the change is planned: forcing a rule (``-R train``), asking for one file, adding a
+model, changing a training parameter (rerun trigger ``params``). Tests that change the config
+work on a copy of the run (``e2e_copy``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+import tiny_workflow as tw  # tests/slurm/, on the path through conftest.py
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "slurm" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tw = _load("tiny_workflow")
 
 # Rules upstream of training: none of them may rerun when only training changes.
 PREPROCESSING = {
@@ -57,20 +46,16 @@ def workflow_rules(tmp_path_factory) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def state(tmp_path_factory, workflow_rules: set[str]) -> Path:
-    """A workdir where the whole tiny pipeline has (seemingly) run."""
-    workdir = tw.write_workdir(tmp_path_factory.mktemp("state"), tw.tiny_config())
-    tw.fake_pipeline_state(workdir)
-    assert tw.dry_run(workdir) == [], "the faked state is not up to date"
-    return workdir
+def state(e2e_run: Path, workflow_rules: set[str]) -> Path:
+    """The shared finished run: up to date, so a dry run plans nothing."""
+    assert tw.dry_run(e2e_run) == [], "the finished run is not up to date"
+    return e2e_run
 
 
 @pytest.fixture
-def copy_of_state(state: Path, tmp_path: Path) -> Path:
+def copy_of_state(e2e_copy: Path) -> Path:
     """A private copy (times and .snakemake metadata kept) for tests that change the config."""
-    target = tmp_path / "work"
-    shutil.copytree(state, target, symlinks=True)
-    return target
+    return e2e_copy
 
 
 def _rewrite_config(workdir: Path, **overrides) -> None:
@@ -79,7 +64,7 @@ def _rewrite_config(workdir: Path, **overrides) -> None:
 
 
 def _assert_train_and_downstream(rules, workflow_rules: set[str]) -> None:
-    assert rules["train"] == 1, rules
+    assert rules["train"] == len(tw.E2E["models"]), rules
     assert not set(rules) & UPSTREAM_OF_TRAIN, rules
     assert set(rules) - {"train", "all"} <= DOWNSTREAM_OF_TRAIN, rules
     # What consumes the model must follow it (as far as those rules exist yet).
@@ -105,16 +90,18 @@ def test_forcing_a_target_file_reruns_only_its_job(state: Path) -> None:
     assert [job.rule for job in jobs] == ["train"]
     # the single run of a single-run study: an empty run tag, the short paths
     assert jobs[0].wildcards.get("model") == "scratch" and not jobs[0].wildcards.get("run")
+    # A dry run leaves the shared run as it was: still nothing to do.
+    assert tw.dry_run(state) == []
 
 
 def test_adding_a_model_runs_only_that_models_jobs(copy_of_state: Path) -> None:
-    _rewrite_config(copy_of_state, models=["scratch", "skimage_photos"])
+    _rewrite_config(copy_of_state, models=[*tw.E2E["models"], "style_monet"])
     jobs = tw.dry_run(copy_of_state)
     rules = tw.rule_counts(jobs)
-    assert rules["train"] == 1
+    assert rules["train"] == 1 and rules["download_pretrained"] == 1
     assert not set(rules) & PREPROCESSING, rules
     per_model = [job for job in jobs if "model" in job.wildcards]
-    assert per_model and {job.wildcards["model"] for job in per_model} == {"skimage_photos"}
+    assert per_model and {job.wildcards["model"] for job in per_model} == {"style_monet"}
 
 
 def test_a_changed_training_parameter_reruns_training_not_preprocessing(

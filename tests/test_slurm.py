@@ -44,17 +44,7 @@ def _load_cluster_module():
 cluster_module = _load_cluster_module()
 
 
-def _load_tiny_workflow():
-    spec = importlib.util.spec_from_file_location(
-        "tiny_workflow", ROOT / "tests/slurm/tiny_workflow.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tw = _load_tiny_workflow()
+import tiny_workflow as tw  # noqa: E402 - tests/slurm/, on the path through conftest.py
 
 
 def profile_settings() -> dict:
@@ -226,8 +216,8 @@ def test_tiny_workflow_through_the_slurm_profile(
     assert len(groups) == demo["n_patients"], jobs
     assert {table[i]["Partition"] for i in groups} == {default_partition}
     train = [i for i, what in jobs.items() if what == "rule_train"]
-    if train:
-        (job,) = train
-        assert table[job]["Partition"] == profile["set-resources"]["train"]["slurm_partition"]
-        assert "gpu:1" in table[job]["tres-per-job"], table[job]
-        assert (workdir / "results/models/scratch/train_log.csv").exists()
+    assert len(train) == 1, f"expected the one training job of the tiny config, got {jobs}"
+    (job,) = train
+    assert table[job]["Partition"] == profile["set-resources"]["train"]["slurm_partition"]
+    assert "gpu:1" in table[job]["tres-per-job"], table[job]
+    assert (workdir / "results/models/scratch/train_log.csv").exists()

@@ -1,4 +1,4 @@
-"""mrct.sources.synthrad on a tiny fake SynthRAD2023 Task 1 archive made here."""
+"""mrct.sources.synthrad on tiny fake SynthRAD2023 and SynthRAD2025 Task 1 archives made here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mrct.sources.patients import choose_patients, patients_table
 from mrct.sources.synthrad import extract_patient, synthrad_patient_ids
 
 
@@ -102,3 +103,49 @@ def test_not_a_zip(tmp_path: Path) -> None:
 def test_unknown_region(archive: Path) -> None:
     with pytest.raises(ValueError, match="'head'"):
         synthrad_patient_ids(archive, "head")
+
+
+# -- the archives as published: three centres, an overview folder, a second region ----------
+
+
+def published_2023_layout(per_centre: int = 4) -> list[str]:
+    """SynthRAD2023 Task1.zip as published: brain and pelvis, patients of centres A, B and C,
+    and each region's overview spreadsheet beside its patients."""
+    members = []
+    for region, code in (("brain", "B"), ("pelvis", "P")):
+        for centre in "ABC":
+            for number in range(1, per_centre + 1):
+                members += [f"Task1/{region}/1{code}{centre}{number:03d}/{m}.nii.gz" for m in ("mr", "ct", "mask")]
+        members.append(f"Task1/{region}/overview/1_{region}_train.xlsx")
+    return members
+
+
+def test_published_2023_layout_lists_each_region_and_skips_the_overview(tmp_path: Path) -> None:
+    archive = _make_archive(tmp_path / "Task1.zip", published_2023_layout())
+    brain = synthrad_patient_ids(archive, "brain")
+    assert len(brain) == 12 and all(p.startswith("1B") for p in brain) and "overview" not in brain
+    assert synthrad_patient_ids(archive, "pelvis")[:2] == ["1PA001", "1PA002"]
+
+
+def test_max_patients_six_takes_two_per_centre_from_the_published_layout(tmp_path: Path) -> None:
+    archive = _make_archive(tmp_path / "Task1.zip", published_2023_layout())
+    ids = synthrad_patient_ids(archive, "brain")
+    chosen = choose_patients(ids, "synthrad2023", max_patients=6, patients=None, seed=42)
+    table = patients_table(chosen, "synthrad2023")
+    assert table["centre"].value_counts().to_dict() == {"A": 2, "B": 2, "C": 2}
+    assert choose_patients(ids, "synthrad2023", max_patients=6, patients=None, seed=42) == chosen, "seeded"
+    assert chosen != ids[:6], "not the first six (all of centre A)"
+
+
+def test_synthrad2025_mha_layout_is_read_per_region(tmp_path: Path) -> None:
+    members = [f"Task1/{region}/1{region}{centre}00{n}/{m}.mha"
+               for region in ("AB", "HN", "TH") for centre in "AB" for n in (1, 2) for m in ("mr", "ct", "mask")]
+    archive = _make_archive(tmp_path / "Task1.zip", members + ["Task1/HN/overview/1_HN_train.xlsx"])
+    assert synthrad_patient_ids(archive, "HN", "synthrad2025") == ["1HNA001", "1HNA002", "1HNB001", "1HNB002"]
+    written = extract_patient(archive, "TH", "1THB002", tmp_path / "out", challenge="synthrad2025")
+    assert sorted(p.name for p in written.values()) == ["ct.mha", "mask.mha", "mr.mha"]
+    assert written["mr"].read_bytes() == _content("Task1/TH/1THB002/mr.mha")
+    with pytest.raises(ValueError, match=r"synthrad2025 region must be one of \('AB', 'HN', 'TH'\)"):
+        synthrad_patient_ids(archive, "brain", "synthrad2025")
+    with pytest.raises(ValueError, match="no brain patients.*mr.nii.gz"):
+        synthrad_patient_ids(archive, "brain", "synthrad2023")

@@ -103,6 +103,32 @@ def test_batches_are_seeded_unpaired_by_default_and_paired_on_request(tiny):
         assert torch.equal(data.mr[j], mr_u8[i])
 
 
+def test_16_bit_slices_give_the_batches_of_their_8_bit_twins(tmp_path):
+    """Level L of an 8-bit slice and level 257 L of a 16-bit one (65535 = 255 x 257) are one value."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    manifest_path = write_tiny_dataset(tmp_path / "eight", n_slices=2)
+    manifest = read_manifest(manifest_path)
+    for column in ("mr_png", "ct_png"):
+        for rel in manifest[column]:
+            target = tmp_path / "sixteen" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(Image.open(tmp_path / "eight" / rel)).astype(np.uint16) * 257).save(target)
+    eight, sixteen = (load_split(manifest, "train", tmp_path / name) for name in ("eight", "sixteen"))
+    assert eight.ct.dtype == torch.uint8 and sixteen.ct.dtype == torch.uint16
+    for a, b in zip(epoch_batches(eight, 0, 1, 2, False, 1.25, True), epoch_batches(sixteen, 0, 1, 2, False, 1.25, True),
+                    strict=True):
+        assert torch.allclose(a[0], b[0], atol=1e-6) and torch.allclose(a[1], b[1], atol=1e-6)
+    # one 8-bit CT among 16-bit ones would be read on the wrong scale: refused
+    first = Path(manifest.loc[manifest["split"] == "train", "ct_png"].iloc[0])
+    Image.open(tmp_path / "eight" / first).save(tmp_path / "sixteen" / first)
+    with pytest.raises(ValueError, match=r"one bit depth for the CT slices of split 'train', got \['uint16', 'uint8'\]"):
+        load_split(manifest, "train", tmp_path / "sixteen")
+
+
 def test_image_pool_fills_then_mixes_and_restores_its_state():
     pool = ImagePool(2, seed=0)
     first = torch.arange(2.0).view(2, 1, 1, 1)

@@ -10,6 +10,8 @@ from test_predict import write_generator
 from tiny_slices import write_tiny_dataset
 
 from mrct.inference.translate import Windows, auto_mr_window, main, resolve_windows, translate_array
+from mrct.models.networks import ResnetGenerator, init_weights, to_network_input
+from mrct.slices.geometry import to_levels
 from mrct.slices.manifest import read_manifest
 
 
@@ -25,9 +27,30 @@ def test_translate_array_maps_windows_linearly_with_an_identity_network():
     out = translate_array(torch.nn.Identity(), volume, Windows(source=(0, 100), target=(-1000, 1000)), size=16)
     assert out.shape == volume.shape and out.dtype == np.float32
     expected = -1000 + volume / 100 * 2000
-    # Quantisation to 8 bits and two resizes (18 -> 16 -> 18 columns) cost a little accuracy.
-    assert np.abs(out - expected)[:, 2:-2, 2:-2].max() < 2000 / 255 * 3
+    # Two resizes (18 -> 16 -> 18 columns) cost a little accuracy; 16-bit levels on the way in, none out.
+    assert np.abs(out - expected)[:, 2:-2, 2:-2].max() < 2.0
     assert out.min() >= -1000 and out.max() <= 1000
+
+
+def test_synthetic_ct_is_not_confined_to_a_gray_level_grid():
+    """The volume goes from the network's float output straight to HU.
+
+    Slices of the network's size (no resizing) make the old path exact: through 8 bits every HU
+    value was -1024 + k * 15.8 (4024 HU / 255). Now the values fall anywhere, off the 15.8 HU grid
+    and off the 16-bit one (0.061 HU), and equal the network's output mapped linearly to HU.
+    """
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(ngf=4, n_blocks=1)).eval()
+    volume = _head_volume(shape=(2, 16, 16))
+    window = Windows(source=(0.0, 800.0), target=(-1024.0, 3000.0))
+    out = translate_array(net, volume, window, size=16).astype(np.float64)
+    for step in (4024 / 255, 4024 / 65535):
+        offset = np.abs((out + 1024) / step - np.rint((out + 1024) / step)) * step
+        assert (offset > 0.05 * step).mean() > 0.5, step
+    levels = to_levels(volume, 0.0, 800.0)
+    with torch.no_grad():
+        unit = net(to_network_input(torch.from_numpy(levels))).mean(1).numpy()
+    np.testing.assert_allclose(out, -1024 + (unit + 1) / 2 * 4024, atol=1e-3)
 
 
 def test_resolve_windows_prefers_explicit_then_manifest_then_auto(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 
@@ -110,7 +112,10 @@ def test_fetch_zoo_weights_downloads_records_and_validates(http_dir, tmp_path):
     dest, lock = tmp_path / "pre/good.pth", tmp_path / "pre/good.lock"
     fetch_zoo_weights(f"{base}/good.pth", dest, TINY, lock_file=lock, retries=1, timeout=10)
     assert dest.is_file() and lock.is_file()
-    assert "good.pth" in lock.read_text(encoding="utf-8")
+    record = lock.read_text(encoding="utf-8")
+    assert "good.pth" in record
+    assert hashlib.sha256((folder / "good.pth").read_bytes()).hexdigest() in record
+    assert dest.read_bytes() == (folder / "good.pth").read_bytes()
 
     (folder / "bad.pth").write_text("<html>rate limited</html>")
     bad, bad_lock = tmp_path / "pre/bad.pth", tmp_path / "pre/bad.lock"

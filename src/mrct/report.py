@@ -78,10 +78,11 @@ class ReportInputs:
     config: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05  # evaluate.alpha; the report rule passes the configured value
     fid: Path | None = None  # results/tables/fid.csv
-    # table_v, table_vi, agreement, note of rule reader_study_analysis; None: no reader study
+    # table_v, table_vi, classification, agreement, note of rule reader_study_analysis; None: no reader study
     reader_analysis: dict[str, Path] | None = None
     # training.csv, replicates.csv, selection.csv and the design's sentences (mrct.report.design_section)
     design: dict[str, Any] | None = None
+    patients: Path | None = None  # results/preprocessed/patients.csv
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
@@ -143,8 +144,15 @@ def ranking_line(table: pd.DataFrame) -> str:
 
 
 TABLES_NOTE = (
-    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. HU columns: per slice, from the "
-    "8-bit PNGs (whole volumes: next section). <b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
+    "<p>AVG ± STD over test slices (sample STD); best AVG per column in bold. The 8-bit metrics are computed "
+    "on 8-bit renderings of the stored 16-bit slices over their stored window (CT [ct_lo_hu, ct_hi_hu], by "
+    "default [-1024, 3000] HU, 15.8 HU per gray level; MR its 0.5-99.5 percentiles inside the head). HU "
+    "columns: per slice, from the 16-bit slices (0.06 HU per level; whole volumes: next section). "
+    "<b>Not directly comparable with the study's Tables III and IV:</b> the study's data are 367 slices of 18 "
+    "patients of its reference [2], exported through a DICOM viewer (window unknown), and its \"70 % of the "
+    "given dataset\" reads as a split by slice, which puts neighbouring slices of one patient in training and "
+    "test; this run uses the configured data set (<code>dataset.source</code>) split by patient (docs/study.md). "
+    "<b>The metrics inside the head mask rank the models.</b> The whole-slice values are kept so "
     "that they can be compared with the study's tables, but on a padded slice most of the image is air: "
     "a UQI window that is 0 in both images scores 1 and one that is 0 in the ground truth and 1 in the "
     "prediction scores 0, so a background offset of a single gray level moves whole-slice UQI (and, less, "
@@ -187,13 +195,14 @@ def significance_html(table: pd.DataFrame, alpha: float) -> str:
 VOLUMES_NOTE = (
     "<p>MR → CT per test patient on the whole synthetic CT volume (every axial slice of the registered MR "
     "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
-    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to [-1024, 3000] HU. Mean ± sample STD "
+    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to {clip} HU. Mean ± sample STD "
     "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
-    "from the 8-bit PNGs instead (windowed and quantised).</p>"
+    "from the 16-bit slices instead (windowed, resampled to the slice size, 0.06 HU per level).</p>"
 )
 
 
-def volumes_section(path: Path | None) -> str:
+def volumes_section(path: Path | None, hu_clip: list[float] | None = None) -> str:
+    """The volume table; ``hu_clip`` is ``evaluate.hu_clip``, the clip the PSNR and SSIM columns used."""
     if path is None:
         return "<p>No volume metrics.</p>"
     header, rows = volume_table_cells(pd.read_csv(path))
@@ -203,7 +212,8 @@ def volumes_section(path: Path | None) -> str:
                          for t, best in cells) + "</tr>"
         for cells in rows
     )
-    return VOLUMES_NOTE + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    clip = f"[{hu_clip[0]:g}, {hu_clip[1]:g}]" if hu_clip else "the configured range (evaluate.hu_clip)"
+    return VOLUMES_NOTE.format(clip=clip) + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def data_section(manifest: pd.DataFrame) -> str:
@@ -216,17 +226,48 @@ def data_section(manifest: pd.DataFrame) -> str:
     return banner + frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
 
 
-def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
-    """The per-patient registration figures, flagged patients first, and who was left out and why.
+def patients_html(table: pd.DataFrame) -> str:
+    """The chosen patients: a count per centre, and the list (patient, centre, source) folded."""
+    centres = table["centre"].fillna("").astype(str).replace("", "unknown")
+    counts = centres.value_counts().sort_index().rename_axis("centre").rename("patients").reset_index()
+    source = html.escape(", ".join(sorted(set(table["source"].astype(str)))))
+    return (f"<p>The {len(table)} patients of this run (source {source}), per centre (dataset.patients or "
+            "dataset.max_patients in the provenance below: none set means every patient of the source):</p>"
+            + frame_to_html(counts) + "<details><summary>Patients and centres</summary>" + frame_to_html(table)
+            + "</details>")
 
-    A flagged patient absent from the manifest was left out; one present was kept on purpose
-    (``preprocess.registration_qa.keep_flagged``), and the report says so too.
+
+REGISTRATION_QA_NOTE = (
+    "<p>Inside the MR's field of view on the CT grid. <b>peak_drop</b>: the share of the MR/CT normalised "
+    "mutual information (NMI) lost when the MR is moved 4 mm / 4 degrees off the found alignment (a true pair "
+    "loses much: the fine anatomy stops matching; another head's MR loses little). <b>nearby_gain</b>: the "
+    "best such move's gain in the same units (above 0: the registration stopped short of the best fit). "
+    "<b>dice_head</b>: Dice of the MR and CT head masks; <b>nmi</b>: NMI itself (1 = independent images, "
+    "2 = identical; its scale depends on the scanner, so it decides nothing unless min_nmi is set); "
+    "<b>head_in_fov</b>: the share of the CT head the MR covers. Bounds: preprocess.registration_qa; "
+    "docs/running.md says how to set them from your own data.</p>")
+
+
+def registration_qa_table(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
+    """Every patient's registration-QA figures with the decision and why, flagged patients first.
+
+    The decision comes from the manifest, which is what training and evaluation read: a flagged
+    patient absent from it was left out, one present was kept on purpose (``keep_flagged``).
     """
+    in_manifest = set(manifest["patient"].astype(str))
+    patients = table["patient"].astype(str)
+    kept = patients.isin(in_manifest).map({True: "kept, flagged (keep_flagged is true)", False: "left out"})
+    shown = table.assign(decision=kept.where(table["flagged"], "pass")).sort_values(["flagged", "patient"], ascending=[False, True])
+    columns = [c for c in ("patient", "decision", "peak_drop", "nearby_gain", "dice_head", "nmi", "head_in_fov",
+                           "reason") if c in shown.columns]
+    return frame_to_html(shown[columns]) + REGISTRATION_QA_NOTE
+
+
+def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
+    """Who failed registration QA and what became of them, then every patient's figures."""
     in_manifest = set(manifest["patient"].astype(str))
     flagged = table[table["flagged"]]
     status = {p: ("left out" if p not in in_manifest else "kept (keep_flagged is true)") for p in flagged["patient"].astype(str)}
-    shown = table.assign(status=table["patient"].astype(str).map(status).fillna("ok"))
-    shown = shown.sort_values(["flagged", "patient"], ascending=[False, True])
     if len(flagged):
         items = "".join(f"<li><b>{html.escape(str(p))}</b>, {html.escape(status[str(p)])}: {html.escape(str(r))}</li>"
                         for p, r in zip(flagged["patient"], flagged["reason"], strict=True))
@@ -234,10 +275,7 @@ def registration_qa_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
                 f"or a failed registration: check their QA figures below):</p><ul>{items}</ul>")
     else:
         head = f"<p>All {len(table)} patients passed registration QA.</p>"
-    return (head + frame_to_html(shown[["patient", "dice_head", "nmi", "head_in_fov", "status", "reason"]])
-            + "<p>Inside the MR's field of view on the CT grid: Dice of the MR and CT head masks, and normalised "
-              "mutual information (1 = independent images, 2 = identical) inside the CT head mask; head_in_fov is "
-              "the share of the CT head the MR covers.</p>")
+    return head + registration_qa_table(table, manifest)
 
 
 def excluded_section(table: pd.DataFrame, manifest: pd.DataFrame) -> str:
@@ -294,17 +332,25 @@ def fid_section(path: Path) -> str:
 
 
 def reader_analysis_section(paths: dict[str, Path]) -> str:
-    """Tables V and VI and the agreement between readers, or how to run the study when no answers exist."""
+    """Tables V and VI, the classification and the agreement between readers, or how to run the study."""
     note = html.escape(Path(paths["note"]).read_text(encoding="utf-8").strip())
     table_v = pd.read_csv(paths["table_v"])
     if table_v.empty:
         return f"<p>{note}</p>"
     return (f"<p>{note}</p><h3>Table V: realism (1-4) and images judged real</h3>" + frame_to_html(table_v)
             + "<p>All readers pooled; n = ratings; realism STD is the sample STD.</p>"
-            + "<h3>Table VI: per reader</h3>" + frame_to_html(pd.read_csv(paths["table_vi"]))
-            + "<p>Pearson and Lin's CCC between the realism ratings of each slice's synthetic image and of the "
-              "same slice's ground truth; accuracy of real/synthetic; sensitivity and specificity for spotting "
-              "synthetic images.</p><h3>Agreement between readers</h3>" + frame_to_html(pd.read_csv(paths["agreement"]))
+            + "<h3>Table VI (the study's): Pearson's r, Lin's C<sub>b</sub> and CCC per reader</h3>"
+            + frame_to_html(pd.read_csv(paths["table_vi"]))
+            + "<p>Between the realism ratings of each slice's synthetic image and of the same slice's ground "
+              "truth: Pearson's r, Lin's bias-correction factor C<sub>b</sub> (<code>ccc_cb</code>) and Lin's "
+              "CCC = r &times; C<sub>b</sub>. The study's Table VI calls C<sub>b</sub> \"accuracy\": it says how "
+              "close the two series' means and spreads are, not how often a reader was right (a reader rating "
+              "at random scores about 1).</p>"
+            + "<h3>Real/synthetic classification per reader (not a table of the study)</h3>"
+            + frame_to_html(pd.read_csv(paths["classification"]))
+            + "<p>Classification accuracy of the real/synthetic judgements (0.5 is chance); sensitivity and "
+              "specificity for spotting synthetic images (positive = synthetic).</p>"
+            + "<h3>Agreement between readers</h3>" + frame_to_html(pd.read_csv(paths["agreement"]))
             + "<p>Cohen's kappa on real/synthetic; Cohen's kappa with quadratic weights on realism.</p>")
 
 
@@ -434,6 +480,9 @@ def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
     body: dict[str, str] = {"data": data_section(manifest)}
+    if inputs.patients is not None:
+        # Centres are letters, empty where unknown: read as text, not as NaN.
+        body["data"] += patients_html(pd.read_csv(inputs.patients, dtype=str, keep_default_na=False))
     registration = ""
     if inputs.registration_qa is not None:
         qa = read_registration_qa(inputs.registration_qa)
@@ -444,7 +493,7 @@ def build_report(inputs: ReportInputs) -> str:
         f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()
     ) + TABLES_NOTE
-    body["volumes"] = volumes_section(inputs.volumes)
+    body["volumes"] = volumes_section(inputs.volumes, inputs.config.get("evaluate", {}).get("hu_clip"))
     significance = pd.read_csv(inputs.significance)
     body["significance"] = significance_html(significance, inputs.alpha)
     if inputs.design is not None:

@@ -9,6 +9,7 @@ repository's default merged with the tiny overrides, validated like the workflow
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -31,8 +32,8 @@ TINY: dict[str, Any] = {
         "n4": {"shrink_factor": 4, "iterations": [5]},
         "registration": {"iterations": 10, "shrink_factors": [4, 2],
                          "smoothing_sigmas_mm": [2.0, 0.0]},
-        # 10 iterations leave the pairs a few mm apart, and registration QA rightly flags them
-        # (NMI 1.05-1.07 against 1.10); they are kept so the tiny run still has both splits.
+        # 10 iterations may leave the pairs a few mm apart, which registration QA rightly flags;
+        # they are kept so the tiny run still has both splits.
         "registration_qa": {"keep_flagged": True},
     },
     "slices": {"size": 32, "per_patient": 2},
@@ -45,6 +46,30 @@ TINY: dict[str, Any] = {
     # patients to spare, so the shown model is named (the only one).
     "reader_study": {"images_per_modality": 2, "model": "scratch"},
 }
+
+
+# The suite's one shared end-to-end run (tests/conftest.py: ``e2e_run``), reused by every test that
+# needs a finished pipeline: five patients so that three are tested (a significance test over
+# patients, a patient-grouped k-NN and an STD need more than one), a pretrained model beside scratch.
+E2E: dict[str, Any] = {
+    "dataset": {"demo": {"n_patients": 5}},
+    "split": {"train_fraction": 0.5},
+    "models": ["scratch", "skimage_photos"],
+    "slices": {"size": 48},
+    "reader_study": {"images_per_modality": 4},
+}
+
+
+def e2e_config(**overrides: Any) -> dict[str, Any]:
+    """The shared end-to-end run's config: TINY, then E2E, then ``overrides``."""
+    return tiny_config(**deep_merge(E2E, overrides))
+
+
+def copy_workdir(source: Path, target: Path) -> Path:
+    """A private copy of a finished workdir: file times and .snakemake metadata kept, so that
+    Snakemake sees the copy exactly as it saw the original (nothing to do until something changes)."""
+    shutil.copytree(source, target, symlinks=True, copy_function=shutil.copy2)
+    return target
 
 
 def tiny_config(**overrides: Any) -> dict[str, Any]:
@@ -121,31 +146,3 @@ def dry_run(workdir: Path, *args: str) -> list[PlannedJob]:
 
 def rule_counts(jobs: list[PlannedJob]) -> Counter:
     return Counter(job.rule for job in jobs)
-
-
-def planned_outputs(workdir: Path, *args: str) -> list[str]:
-    """Every output path the given run would produce (from a dry run's job blocks)."""
-    return [o for job in dry_run(workdir, *args) for o in job.outputs]
-
-
-def fake_pipeline_state(workdir: Path, *targets: str) -> None:
-    """Make the workdir look as if the run had happened, without running a job.
-
-    1. ``--touch`` while the outputs are missing: Snakemake records each job's metadata
-       (code, params, software env), as after a real run, but creates no file;
-    2. create every planned output (directory() outputs, the prediction folders, are the
-       paths without a file suffix here; everything else becomes an empty file);
-    3. ``--touch`` again: now the files exist, it sets their times in DAG order.
-    Later dry runs then compare against this state exactly as after a real run. (A single
-    ``--touch`` on existing files records no metadata, so params changes would go unseen.)
-    """
-    outputs = planned_outputs(workdir, *targets)
-    snakemake(workdir, "--touch", "--cores", "1", *targets)
-    for output in outputs:
-        path = workdir / output
-        if path.suffix:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-    snakemake(workdir, "--touch", "--cores", "1", *targets)

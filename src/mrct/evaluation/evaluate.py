@@ -16,7 +16,7 @@ import pandas as pd
 from mrct.evaluation.hu_metrics import HU_METRICS, hu_metrics
 from mrct.evaluation.metrics import IMAGE_METRICS, MASKED_METRICS, image_metrics, vif_batch_masked
 from mrct.io.png import read_gray_png
-from mrct.slices.geometry import from_uint8
+from mrct.slices.geometry import as_uint8, from_levels
 from mrct.slices.manifest import DIRECTIONS, split_rows
 
 log = logging.getLogger(__name__)
@@ -36,15 +36,18 @@ def evaluate_model(model: str, manifest: pd.DataFrame, pred_root: str | Path, hu
     mask (``*_masked``, see :mod:`mrct.evaluation.metrics`); both directions use the same mask (MR is
     on the CT grid).
 
-    The HU columns (MR->CT) are per slice, from the 8-bit PNGs mapped back to HU with the
-    manifest's CT window: they cannot see beyond that window nor below its gray-level step. The
-    whole-volume HU metrics in float HU are :mod:`mrct.evaluation.volumes`'s.
+    The 8-bit metrics read 8-bit renderings of the stored slices over their own stored window
+    (``as_uint8``: CT [ct_lo_hu, ct_hi_hu], MR [mr_lo, mr_hi]; docs/study.md states them), exactly
+    what the 8-bit slices of earlier runs held, so their values stay comparable. The HU columns (MR->CT) are per slice, from
+    the stored levels mapped back to HU with the manifest's CT window (0.06 HU per level for
+    16-bit slices): they cannot see beyond that window. The whole-volume HU metrics in float HU are
+    :mod:`mrct.evaluation.volumes`'s.
     """
     rows = split_rows(manifest, "test")
     masks = [read_gray_png(row.mask_png) > 127 for row in rows.itertuples(index=False)]
     records = []
     for direction in DIRECTIONS:
-        refs, preds = [], []
+        refs, preds, levels = [], [], []
         for row, mask in zip(rows.itertuples(index=False), masks, strict=True):
             target_png = getattr(row, DIRECTIONS[direction].target_column)
             ref = read_gray_png(target_png)
@@ -54,17 +57,18 @@ def evaluate_model(model: str, manifest: pd.DataFrame, pred_root: str | Path, hu
             pred = read_gray_png(pred_file)
             if pred.shape != ref.shape:
                 raise ValueError(f"{pred_file}: expected shape {ref.shape} of the ground truth, got {pred.shape}")
-            refs.append(ref)
-            preds.append(pred)
+            refs.append(as_uint8(ref))
+            preds.append(as_uint8(pred))
+            levels.append((pred, ref))
         vifs, vifs_masked = vif_batch_masked(np.stack(preds), np.stack(refs), np.stack(masks))
-        for row, pred, ref, mask, vif_value, vif_masked in zip(
-            rows.itertuples(index=False), preds, refs, masks, vifs, vifs_masked, strict=True
+        for row, pred, ref, (pred_levels, ref_levels), mask, vif_value, vif_masked in zip(
+            rows.itertuples(index=False), preds, refs, levels, masks, vifs, vifs_masked, strict=True
         ):
             record = {"model": model, "patient": row.patient, "slice": int(row.slice), "direction": direction}
             record.update(image_metrics(pred, ref, mask, vif_value=vif_value, vif_masked_value=vif_masked))
             if direction == "mr2ct":
-                pred_hu = from_uint8(pred, row.ct_lo_hu, row.ct_hi_hu)
-                ref_hu = from_uint8(ref, row.ct_lo_hu, row.ct_hi_hu)
+                pred_hu = from_levels(pred_levels, row.ct_lo_hu, row.ct_hi_hu)
+                ref_hu = from_levels(ref_levels, row.ct_lo_hu, row.ct_hi_hu)
                 record.update(hu_metrics(pred_hu, ref_hu, mask, hu_clip))
             else:
                 record.update(dict.fromkeys(HU_METRICS, np.nan))

@@ -1,6 +1,7 @@
 """Figures of the evaluation: translation grids (study Figures 5/6), metric distributions, losses.
 
 All figures are written with the non-interactive Agg backend and atomically (temp file, rename).
+Slices are shown as the 8-bit metrics see them: rendered over their stored window (``as_uint8``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import seaborn as sns  # noqa: E402
 from mrct.evaluation.evaluate import prediction_path  # noqa: E402
 from mrct.io.atomic import atomic_path  # noqa: E402
 from mrct.io.png import read_gray_png  # noqa: E402
+from mrct.slices.geometry import as_uint8  # noqa: E402
 from mrct.slices.manifest import DIRECTIONS, evenly_spaced, split_rows  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,9 @@ def translation_grid(
     n_cols = 2 + len(models)
     fig, axes = plt.subplots(2 * len(rows), n_cols, figsize=(1.9 * n_cols, 3.8 * len(rows)), squeeze=False)
     for i, row in enumerate(rows.itertuples(index=False)):
-        source = read_gray_png(getattr(row, DIRECTIONS[direction].source_column))
+        source = as_uint8(read_gray_png(getattr(row, DIRECTIONS[direction].source_column)))
         target_png = getattr(row, DIRECTIONS[direction].target_column)
-        target = read_gray_png(target_png)
+        target = as_uint8(read_gray_png(target_png))
         top, bottom = axes[2 * i], axes[2 * i + 1]
         top[0].imshow(source, cmap="gray", vmin=0, vmax=255)
         top[0].set_title("input" if i == 0 else "", fontsize=8)
@@ -60,7 +62,7 @@ def translation_grid(
         top[0].set_ylabel(f"{row.patient} z{int(row.slice)}", fontsize=8)
         bottom[0].set_ylabel("|error|", fontsize=8)
         for j, model in enumerate(models):
-            pred = read_gray_png(prediction_path(prediction_roots[model], direction, target_png))
+            pred = as_uint8(read_gray_png(prediction_path(prediction_roots[model], direction, target_png)))
             top[2 + j].imshow(pred, cmap="gray", vmin=0, vmax=255)
             top[2 + j].set_title(model if i == 0 else "", fontsize=8)
             error = np.abs(pred.astype(np.int16) - target.astype(np.int16))

@@ -84,9 +84,20 @@ MASKED_METRICS = [f"{m}{MASKED_SUFFIX}" for m in IMAGE_METRICS]
 HIGHER_IS_BETTER.update({f"{m}{MASKED_SUFFIX}": HIGHER_IS_BETTER[m] for m in IMAGE_METRICS})
 
 
+def _check_8bit(*images: np.ndarray) -> None:
+    """Data range 255 is only right for 0..255 data: 16-bit slices must be rendered first (``as_uint8``)."""
+    for image in images:
+        image = np.asarray(image)
+        if image.dtype == np.uint16 or (image.size and float(np.nanmax(image)) > DATA_RANGE_8BIT):
+            raise ValueError(f"expected 8-bit data (0..255) for the 8-bit metrics, got {image.dtype} up to "
+                             f"{np.nanmax(image) if image.size else 'nothing'}: render 16-bit slices with "
+                             "mrct.slices.geometry.as_uint8 first")
+
+
 def _check_pair(pred: np.ndarray, ref: np.ndarray) -> None:
     if pred.shape != ref.shape or pred.ndim != 2:
         raise ValueError(f"expected two 2-D images of the same shape, got {pred.shape} and {ref.shape}")
+    _check_8bit(pred, ref)
 
 
 def _check_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -106,6 +117,7 @@ def _mean_inside(values: np.ndarray, inside: np.ndarray) -> float:
 
 def psnr(pred: np.ndarray, ref: np.ndarray, data_range: float = DATA_RANGE_8BIT, mask: np.ndarray | None = None) -> float:
     """PSNR in dB (inside ``mask`` if given); ``inf`` for identical images (see module docstring)."""
+    _check_8bit(pred, ref)
     pred64, ref64 = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
     mask = _check_mask(mask, ref64.shape)
     if mask is not None:
@@ -269,6 +281,7 @@ def _vif_sums(
 
 
 def _check_stacks(preds: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    _check_8bit(preds, refs)
     dist, ref = np.asarray(preds, np.float64), np.asarray(refs, np.float64)
     if dist.shape != ref.shape or dist.ndim != 3:
         raise ValueError(f"expected two stacks [N, H, W] of the same shape, got {dist.shape} and {ref.shape}")

@@ -2,6 +2,7 @@
 
 ``mr2ct`` predictions are written under the CT PNG's file name and ``ct2mr`` predictions under
 the MR PNG's, so the evaluation pairs each prediction with its ground truth by name alone.
+Predictions are stored as the slices are: 16-bit levels of the target's window.
 """
 
 from __future__ import annotations
@@ -16,23 +17,29 @@ import torch
 from mrct.io.png import read_gray_png, write_gray_png
 from mrct.models.networks import ResnetGenerator, from_network_output, to_network_input
 from mrct.models.trained import load_trained_generator
+from mrct.slices.geometry import SLICE_DTYPE, to_levels
 from mrct.slices.manifest import direction as direction_named
 from mrct.slices.manifest import split_rows
 
 log = logging.getLogger(__name__)
 
+
 @torch.no_grad()
 def translate_images(generator: ResnetGenerator, images: np.ndarray, batch_size: int = 8,
                      device: str | torch.device = "cpu") -> np.ndarray:
-    """uint8 [N, H, W] -> uint8 [N, H, W] through ``generator`` (3-channel in, channel mean out)."""
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images [N, H, W], got {images.dtype} {images.shape}")
+    """uint8 or uint16 [N, H, W] -> float32 [N, H, W] in [-1, 1] through ``generator``.
+
+    3-channel in, channel mean out, not rounded: the caller stores it as levels
+    (``to_levels(x, -1, 1)``) or maps it straight to physical units (``from_unit``).
+    """
+    if images.ndim != 3 or images.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 images [N, H, W], got {images.dtype} {images.shape}")
     generator = generator.to(device).eval()
     out = []
     for start in range(0, len(images), batch_size):
         batch = to_network_input(torch.from_numpy(np.array(images[start : start + batch_size]))).to(device)
         out.append(from_network_output(generator(batch)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros_like(images)
+    return np.concatenate(out) if out else np.zeros(images.shape, np.float32)
 
 
 def predict_direction(generator: ResnetGenerator, rows: pd.DataFrame, direction: str, out_dir: str | Path,
@@ -46,7 +53,7 @@ def predict_direction(generator: ResnetGenerator, rows: pd.DataFrame, direction:
     written = []
     for prediction, truth in zip(predictions, rows[columns.target_column], strict=True):
         target = out_dir / Path(truth).name
-        write_gray_png(prediction, target)
+        write_gray_png(to_levels(prediction, -1.0, 1.0, SLICE_DTYPE), target)  # [-1, 1] is the stored scale
         written.append(target)
     log.info("%s: wrote %d predictions to %s", direction, len(written), out_dir)
     return written

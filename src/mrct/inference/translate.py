@@ -1,10 +1,12 @@
 """``mrct-translate``: a whole MR volume into a synthetic CT in HU (or CT into MR), slice by slice.
 
 The input is read with ``mrct.io.volumes.read_volume`` (any supported format, reoriented to LPS so
-that array axis 0 runs over axial slices); each axial slice is mapped to 8 bits with the same
-intensity window as in training, fitted into the network's square (``to_square``), translated,
-brought back to the slice's shape (``from_square``) and to physical units, and the volume is
-written with the input's geometry (origin, spacing, direction, and the file's voxel order).
+that array axis 0 runs over axial slices); each axial slice is mapped to 16-bit levels with the
+same intensity window as in training, fitted into the network's square (``to_square``),
+translated, brought back to the slice's shape (``from_square``) and from the network's float
+output straight to physical units (``from_unit``: no 8-bit or 16-bit step on the way out), and
+the volume is written with the input's geometry (origin, spacing, direction, and the file's voxel
+order).
 
 Intensity windows, in order of preference: explicit options; the manifest row(s) of
 ``--patient``; the manifest's common value (CT window); for an MR input without either, its own
@@ -27,7 +29,7 @@ from skimage.filters import threshold_otsu
 from mrct.inference.predict import translate_images
 from mrct.io.volumes import read_volume, write_volume
 from mrct.models.trained import generator_metadata, load_trained_generator
-from mrct.slices.geometry import from_square, from_uint8, to_square, to_uint8
+from mrct.slices.geometry import from_square, from_unit, to_levels, to_square
 from mrct.slices.manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ SOURCE_MODALITY = {"mr2ct": "mr", "ct2mr": "ct"}
 
 @dataclass(frozen=True)
 class Windows:
-    """Intensities mapped to PNG 0 and 255: the input's, and the output's."""
+    """Intensities mapped to the lowest and highest stored level (network -1 and +1): input's, output's."""
 
     source: tuple[float, float]
     target: tuple[float, float]
@@ -72,7 +74,7 @@ def resolve_windows(direction: str, volume: np.ndarray, manifest: pd.DataFrame |
         elif rows is not None:
             mr_window = (float(rows["mr_lo"].median()), float(rows["mr_hi"].median()))
         else:
-            log.warning("no MR window given: the synthetic MR is written on the 0..255 PNG scale")
+            log.warning("no MR window given: the synthetic MR is written on a 0..255 scale")
             mr_window = (0.0, 255.0)
     ct, mr = tuple(map(float, ct_window)), tuple(map(float, mr_window))
     for name, (lo, hi) in (("CT", ct), ("MR", mr)):
@@ -85,11 +87,11 @@ def translate_array(generator, volume: np.ndarray, windows: Windows, size: int, 
                     device: str = "cpu") -> np.ndarray:
     """[slices, rows, cols] physical values -> translated physical values, same shape (float32)."""
     lo, hi = windows.source
-    squares = np.stack([to_uint8(to_square(s, size, order=1, background=lo), lo, hi) for s in volume])
-    translated = translate_images(generator, squares, batch_size, device)
+    squares = np.stack([to_levels(to_square(s, size, order=1, background=lo), lo, hi) for s in volume])
+    translated = translate_images(generator, squares, batch_size, device)  # float in [-1, 1]
     t_lo, t_hi = windows.target
     shape = volume.shape[1:]
-    out = [from_uint8(from_square(p.astype(np.float64), shape, order=1), t_lo, t_hi) for p in translated]
+    out = [from_unit(from_square(p.astype(np.float64), shape, order=1), t_lo, t_hi) for p in translated]
     return np.stack(out).astype(np.float32)
 
 
@@ -141,8 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output volume, e.g. sct.nii.gz")
     p.add_argument("--manifest", help="results/slices/manifest.csv: CT window and MR scaling of training")
     p.add_argument("--patient", help="take the MR scaling of this manifest patient")
-    p.add_argument("--ct-window", nargs=2, type=float, metavar=("LO", "HI"), help="HU mapped to 0 and 255")
-    p.add_argument("--mr-window", nargs=2, type=float, metavar=("LO", "HI"), help="MR values mapped to 0 and 255")
+    p.add_argument("--ct-window", nargs=2, type=float, metavar=("LO", "HI"), help="HU of the lowest and highest stored level")
+    p.add_argument("--mr-window", nargs=2, type=float, metavar=("LO", "HI"), help="MR values of the lowest and highest stored level")
     p.add_argument("--size", type=int, help="square slice size of the network (default: the training size)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")

@@ -1,13 +1,19 @@
-"""Downloads that either complete and verify, or leave nothing behind.
+"""Downloads that either complete and verify, or leave nothing under the final name.
 
 A data set of many gigabytes is fetched once and then trusted by every later step, so a
 download must never leave a partial or corrupted file where the workflow expects a result:
 
-* the body is streamed to a temporary file beside the destination and renamed into place only
-  when it is complete (size checked against ``Content-Length``) and its checksum agrees;
-* connection errors and truncated bodies are retried with exponential backoff;
-* the archive's sha256 is pinned: given explicitly, or recorded in a small lock file on first
-  download and checked on every later call (also for a file a user placed by hand);
+* the body is streamed to ``.<name>.part`` beside the destination and renamed into place only
+  when it is complete (size checked against ``Content-Length``) and its checksums agree;
+* a dropped connection or a timeout continues from the bytes on disk with an HTTP ``Range``
+  request (206: append; a server that answers 200 sends the whole file again, so it starts
+  over); the partial file survives a failed call, so a rerun continues too;
+* server errors are retried with exponential backoff, or after the ``Retry-After`` the server
+  asks for (at most ``MAX_RETRY_AFTER_S``); a try that brought new bytes does not count;
+* progress (bytes, rate, time left) is logged every ``PROGRESS_INTERVAL_S`` seconds;
+* a published md5 (Zenodo lists one per file) is checked before the file gets its name, and
+  the sha256 is pinned: given explicitly, or recorded in a small lock file on first download
+  and checked on every later call (also for a file a user placed by hand);
 * when nothing works (offline machine, blocked host) the error says where to put the file by
   hand, so the workflow can still run.
 
@@ -16,17 +22,19 @@ The standard library (``urllib``) is enough here; no new dependency is needed.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import http.client
+import json
 import logging
 import os
-import tempfile
+import re
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import yaml
 
@@ -36,6 +44,13 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 _USER_AGENT = "mrct-download/1 (python urllib)"
+#: Longest wait a server's Retry-After may impose per try (seconds); a longer ask waits this long.
+MAX_RETRY_AFTER_S = 600
+#: Continuations (tries that brought new bytes) per call at most: a server that drops every few
+#: kilobytes is not worth thousands of requests; a rerun continues from the bytes on disk.
+MAX_CONTINUATIONS = 100
+#: Seconds between progress lines in the log.
+PROGRESS_INTERVAL_S = 30.0
 
 
 class DownloadError(RuntimeError):
@@ -43,7 +58,7 @@ class DownloadError(RuntimeError):
 
 
 class ChecksumError(DownloadError):
-    """The content's sha256 differs from the pinned one; nothing is kept."""
+    """The content's md5 or sha256 differs from the pinned one; nothing is kept."""
 
 
 class _Truncated(OSError):
@@ -114,63 +129,207 @@ def _expected_digest(dest: Path, sha256: str | None, lock_file: Path | None) -> 
 # -- verification -----------------------------------------------------------------------------
 
 
+def digests_of(path: str | Path) -> dict[str, str]:
+    """Hex md5 and sha256 of a file in one pass (an archive of 14.5 GB is read once, not twice)."""
+    digests = {"md5": hashlib.md5(usedforsecurity=False), "sha256": hashlib.sha256()}
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            for digest in digests.values():
+                digest.update(chunk)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def _check_md5(got: str, md5: str | None, url: str, where: str) -> None:
+    """Raise ChecksumError when ``got`` differs from the published ``md5`` (if one is given)."""
+    if md5 and got != md5.lower():
+        raise ChecksumError(
+            f"MD5 mismatch for {url or 'this file'}: the published MD5 is {md5.lower()}, {where} has {got}. "
+            "The transfer was corrupted, or the file on the server is not the one the pin names. Download it "
+            "again (delete the file first if you placed it by hand); if the MD5 differs again, compare the pin "
+            "with the checksum listed on the record's page and fix the pin."
+        )
+
+
 def verify_file(
-    dest: str | Path, *, sha256: str | None = None, lock_file: str | Path | None = None, url: str = ""
+    dest: str | Path, *, sha256: str | None = None, lock_file: str | Path | None = None, url: str = "",
+    md5: str | None = None,
 ) -> str:
-    """Check an existing file against the pinned sha256, or record it when none is pinned yet.
+    """Check an existing file against the published md5 and the pinned sha256, or record the sha256
+    when none is pinned yet.
 
     Returns the file's sha256. Raises ChecksumError (without touching the file: it may be the
-    user's own copy) when it does not match.
+    user's own copy) when either does not match; the md5 is checked first, so that a corrupt
+    file is never recorded as the reference of later runs.
     """
     dest = Path(dest)
     lock = Path(lock_file) if lock_file is not None else None
     expected, source = _expected_digest(dest, sha256, lock)
-    log.info("verifying sha256 of %s", dest)
-    got = sha256_of(dest)
-    if expected is not None and got != expected:
+    log.info("verifying %s of %s", "md5 and sha256" if md5 else "sha256", dest)
+    got = digests_of(dest) if md5 else {"sha256": sha256_of(dest)}
+    if md5:
+        _check_md5(got["md5"], md5, url, str(dest))
+    if expected is not None and got["sha256"] != expected:
         raise ChecksumError(
             f"{dest}: sha256 mismatch for {url or 'this file'}: expected {expected} ({source}), "
-            f"got {got}. Delete the file to download it again, or fix the pinned checksum."
+            f"got {got['sha256']}. Delete the file to download it again, or fix the pinned checksum."
         )
     if lock is not None and expected is None:
-        _record_in_lock(lock, dest, got)
-    return got
+        _record_in_lock(lock, dest, got["sha256"])
+    return got["sha256"]
 
 
 # -- transfer ---------------------------------------------------------------------------------
 
 
-def _stream_to(response: http.client.HTTPResponse, handle: BinaryIO, url: str) -> tuple[int, str]:
-    """Copy the body to ``handle``; return (bytes, sha256). Raise _Truncated on a short body."""
-    length_header = response.headers.get("Content-Length")
-    expected = int(length_header) if length_header and length_header.isdigit() else None
-    digest = hashlib.sha256()
-    received = 0
-    next_report = 0.0
-    while True:
-        chunk = response.read(CHUNK_BYTES)
-        if not chunk:
-            break
-        handle.write(chunk)
-        digest.update(chunk)
-        received += len(chunk)
-        if expected and received / expected >= next_report:
-            log.info("%s: %d of %d bytes (%.0f %%)", url, received, expected, 100 * received / expected)
-            next_report += 0.1
-    if expected is not None and received != expected:
-        raise _Truncated(f"connection ended after {received} of {expected} bytes (Content-Length)")
-    log.info("%s: received %d bytes", url, received)
-    return received, digest.hexdigest()
+class _Progress:
+    """Logs bytes, rate and time left every ``interval`` seconds (a 14.5 GB transfer takes hours)."""
+
+    def __init__(self, url: str, done: int, total: int | None, interval: float) -> None:
+        self.url, self.total, self.interval = url, total, interval
+        self.start_bytes = done
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        rate = (done - self.start_bytes) / max(now - self.start, 1e-9)
+        if self.total:
+            left = (self.total - done) / rate if rate > 0 else float("inf")
+            log.info("%s: %s of %s (%.1f %%), %s/s, %s left", self.url, _size(done), _size(self.total),
+                     100 * done / self.total, _size(rate), _duration(left))
+        else:
+            log.info("%s: %s, %s/s", self.url, _size(done), _size(rate))
 
 
-def _fetch_once(url: str, tmp: Path, timeout: float) -> str:
-    """One attempt: stream ``url`` into ``tmp``; return its sha256."""
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as handle:
-        _, digest = _stream_to(response, handle, url)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return digest
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "unknown time"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+@dataclass
+class _Partial:
+    """The bytes of an unfinished download on disk (``.<name>.part``) and what they were fetched from.
+
+    The sidecar (``.<name>.part.json``) holds the URL and the server's validators (ETag,
+    Last-Modified), sent as ``If-Range`` on resumption: a server whose file changed answers with
+    the whole new file (200) instead of a tail that would not fit the bytes already here.
+    """
+
+    path: Path
+    meta: Path
+    url: str
+    validator: str | None = None
+    total: int | None = None
+
+    @classmethod
+    def beside(cls, dest: Path, url: str) -> _Partial:
+        partial = cls(dest.parent / f".{dest.name}.part", dest.parent / f".{dest.name}.part.json", url)
+        if partial.path.exists():
+            try:
+                meta = json.loads(partial.meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                meta = {}
+            if meta.get("url") == url:
+                partial.validator, partial.total = meta.get("validator"), meta.get("total")
+                log.info("%s: %s of an earlier download on disk; continuing it", partial.path, _size(partial.size()))
+            else:
+                log.info("%s: left by a download of another URL (or without a record); starting over", partial.path)
+                partial.path.unlink()
+        return partial
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def save_meta(self) -> None:
+        write_text_atomic(self.meta, json.dumps({"url": self.url, "validator": self.validator, "total": self.total}))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.meta.unlink(missing_ok=True)
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def _open(url: str, partial: _Partial, timeout: float) -> tuple[http.client.HTTPResponse | None, int]:
+    """Ask for the rest of the file; return (response, offset its body starts at).
+
+    ``None`` as response: the bytes on disk are already the whole file (416 with their size).
+    """
+    offset = partial.size()
+    headers = {"User-Agent": _USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        if partial.validator:
+            headers["If-Range"] = partial.validator
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            match = re.fullmatch(r"bytes \*/(\d+)", error.headers.get("Content-Range", ""))
+            error.close()
+            if match and int(match.group(1)) == offset:
+                return None, offset
+            log.warning("%s: the server refused the range from byte %d; starting over", url, offset)
+            partial.remove()
+            return _open(url, partial, timeout)
+        raise
+    if response.status == 206:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        if match and int(match.group(1)) == offset:
+            partial.total = int(match.group(3)) if match.group(3) != "*" else None
+            log.info("%s: continuing from byte %d (206 Partial Content)", url, offset)
+            return response, offset
+        response.close()
+        log.warning("%s: a partial answer that does not start at byte %d; starting over", url, offset)
+        partial.remove()
+        return _open(url, partial, timeout)
+    if offset:
+        log.info("%s: the server sent the whole file (status %d, Range not honoured); starting over", url,
+                 response.status)
+    length = response.headers.get("Content-Length")
+    partial.total = int(length) if length and length.isdigit() else None
+    partial.validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+    return response, 0
+
+
+def _fetch_once(url: str, partial: _Partial, timeout: float, progress_interval: float) -> None:
+    """One request: append the rest of the file to ``partial`` (or rewrite it); raise on a short body."""
+    response, offset = _open(url, partial, timeout)
+    if response is None:
+        return
+    with response, open(partial.path, "r+b" if offset else "wb") as handle:
+        handle.truncate(offset)
+        handle.seek(offset)
+        partial.save_meta()
+        progress = _Progress(url, offset, partial.total, progress_interval)
+        done = offset
+        try:
+            # read1: whatever has arrived (up to a chunk), so that bytes received before a
+            # timeout are on disk to continue from, not lost in a half-filled read buffer.
+            while chunk := response.read1(CHUNK_BYTES):
+                handle.write(chunk)
+                done += len(chunk)
+                progress.update(done)
+        finally:
+            handle.flush()
+            os.fsync(handle.fileno())
+            progress.update(done, force=True)
+    if partial.total is not None and done != partial.total:
+        raise _Truncated(f"connection ended after {done} of {partial.total} bytes (Content-Length)")
 
 
 def _is_retryable(error: BaseException) -> bool:
@@ -180,22 +339,61 @@ def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, (OSError, http.client.HTTPException))
 
 
-def _fetch_with_retries(
-    url: str, tmp: Path, retries: int, timeout: float, backoff: float, sleep: Callable[[float], None]
-) -> str:
+def retry_after_s(error: BaseException) -> float | None:
+    """Seconds a 429/503 answer's ``Retry-After`` asks for (a number or an HTTP date); None if absent."""
+    if not isinstance(error, urllib.error.HTTPError) or error.headers is None:
+        return None
+    value = (error.headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _fetch_with_retries(url: str, partial: _Partial, retries: int, timeout: float, backoff: float,
+                        sleep: Callable[[float], None], progress_interval: float) -> None:
+    """Fetch until complete. A failed attempt that left more bytes on disk than any before it
+    does not use up a try: a 14.5 GB transfer over a link that drops every hour still ends,
+    while a server that sends nothing new stops after ``retries`` such tries (and one that
+    drops all the time after ``MAX_CONTINUATIONS``)."""
     last_error: BaseException | None = None
-    for attempt in range(1, retries + 1):
+    failures = continuations = 0
+    attempt = 0
+    best = partial.size()
+    while True:
+        attempt += 1
         try:
-            log.info("downloading %s (attempt %d of %d)", url, attempt, retries)
-            return _fetch_once(url, tmp, timeout)
+            log.info("downloading %s (request %d; %d of %d tries used)", url, attempt, failures, retries)
+            _fetch_once(url, partial, timeout, progress_interval)
+            return
         except (OSError, http.client.HTTPException) as error:
             last_error = error
-            log.warning("download of %s failed on attempt %d: %s", url, attempt, error)
-            if not _is_retryable(error) or attempt == retries:
+            log.warning("download of %s failed on request %d: %s", url, attempt, error)
+            if not _is_retryable(error):
                 break
-            delay = backoff * 2 ** (attempt - 1)
-            log.info("retrying in %.1f s", delay)
-            sleep(delay)
+            if partial.size() > best:
+                best = partial.size()
+                failures = 0
+                continuations += 1
+                if continuations > MAX_CONTINUATIONS:
+                    break
+                delay = 0.0
+            else:
+                failures += 1
+                if failures >= retries:
+                    break
+                delay = backoff * 2 ** (failures - 1)
+            asked = retry_after_s(error)
+            if asked is not None:
+                delay = min(asked, MAX_RETRY_AFTER_S)
+                log.info("the server asks to retry after %.0f s (waiting %.0f s, at most %d)", asked, delay,
+                         MAX_RETRY_AFTER_S)
+            if delay:
+                log.info("retrying in %.1f s", delay)
+                sleep(delay)
     raise _Failed(last_error)
 
 
@@ -204,17 +402,23 @@ def download(
     dest: str | Path,
     *,
     sha256: str | None = None,
+    md5: str | None = None,
     lock_file: str | Path | None = None,
     retries: int = 3,
     timeout: float = 60,
     backoff: float = 1.0,
+    progress_interval: float = PROGRESS_INTERVAL_S,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically and verify it; return ``dest``.
 
-    The sha256 must equal ``sha256`` when given, else the one recorded for ``dest`` in
-    ``lock_file``; when neither exists the computed one is recorded in ``lock_file``. An
-    existing ``dest`` (an earlier download, or a file placed by hand) is verified the same way
-    and not downloaded again.
+    The md5 must equal ``md5`` when given (a published checksum), and the sha256 must equal
+    ``sha256`` when given, else the one recorded for ``dest`` in ``lock_file``; when neither
+    exists the computed one is recorded in ``lock_file``. An existing ``dest`` (an earlier
+    download, or a file placed by hand) is verified the same way and not downloaded again.
+
+    The bytes received so far stay on disk beside ``dest`` (``.<name>.part``) until the file is
+    complete: a dropped connection or a timeout continues from them with an HTTP Range request,
+    within this call and in a later one, and only a wrong checksum deletes them.
     """
     if retries < 1:
         raise ValueError(f"retries must be >= 1, got {retries}")
@@ -222,32 +426,37 @@ def download(
     lock = Path(lock_file) if lock_file is not None else None
     if dest.exists():
         log.info("%s exists; verifying it instead of downloading %s", dest, url)
-        verify_file(dest, sha256=sha256, lock_file=lock, url=url)
+        verify_file(dest, sha256=sha256, lock_file=lock, url=url, md5=md5)
         return dest
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
+    partial = _Partial.beside(dest, url)
     try:
-        try:
-            got = _fetch_with_retries(url, tmp, retries, timeout, backoff, time.sleep)
-        except _Failed as failure:
-            raise DownloadError(
-                f"could not download {url}: {failure.cause!r} (after {retries} attempt(s)). "
-                f"If this machine is offline or the host is blocked, download the file elsewhere "
-                f"and place it by hand at {dest.resolve()}, then rerun."
-            ) from failure.cause
-        expected, source = _expected_digest(dest, sha256, lock)
-        if expected is not None and got != expected:
+        _fetch_with_retries(url, partial, retries, timeout, backoff, time.sleep, progress_interval)
+    except _Failed as failure:
+        kept = partial.size()
+        raise DownloadError(
+            f"could not download {url}: {failure.cause!r} (after {retries} tries without progress). "
+            + (f"The {kept} bytes received are kept in {partial.path}; a rerun continues from them. " if kept else "")
+            + f"If this machine is offline or the host is blocked, download the file elsewhere "
+            f"and place it by hand at {dest.resolve()}, then rerun."
+        ) from failure.cause
+    log.info("%s: complete (%s); checking its checksums", url, _size(partial.size()))
+    got = digests_of(partial.path)
+    expected, source = _expected_digest(dest, sha256, lock)
+    try:
+        _check_md5(got["md5"], md5, url, "the downloaded file")
+        if expected is not None and got["sha256"] != expected:
             raise ChecksumError(
-                f"sha256 mismatch for {url}: expected {expected} ({source}), got {got}; "
+                f"sha256 mismatch for {url}: expected {expected} ({source}), got {got['sha256']}; "
                 f"nothing was kept at {dest}"
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    log.info("saved %s (sha256 %s)", dest, got)
+    except ChecksumError:
+        partial.remove()  # continuing from wrong bytes would give the same wrong file
+        raise
+    os.replace(partial.path, dest)
+    partial.meta.unlink(missing_ok=True)
+    log.info("saved %s (md5 %s, sha256 %s)", dest, got["md5"], got["sha256"])
     if lock is not None and expected is None:
-        _record_in_lock(lock, dest, got)
+        _record_in_lock(lock, dest, got["sha256"])
     return dest

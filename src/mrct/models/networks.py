@@ -217,14 +217,24 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def gray_to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W] (or [N, 1, H, W]) -> float [N, 1, H, W] in [-1, 1], the zoo's input range."""
-    x = images_uint8.float()
+#: Full scale of the stored slice types a network reads (``mrct.io.png``): level 0 is -1, this is +1.
+_FULL_SCALE = {torch.uint8: 255.0, torch.uint16: 65535.0}
+
+
+def gray_to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 or uint16 [N, H, W] (or [N, 1, H, W]) -> float [N, 1, H, W] in [-1, 1], the zoo's range.
+
+    The dtype's full scale maps to +1, so 8-bit and 16-bit slices of one window give the same input
+    (to their quantisation): the zoo's 8-bit photographs and the pipeline's 16-bit slices alike.
+    """
+    if images.dtype not in _FULL_SCALE:
+        raise ValueError(f"expected uint8 or uint16 images, got {images.dtype}")
+    x = images.float()
     if x.ndim == 3:
         x = x.unsqueeze(1)
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"expected grayscale images [N, H, W] or [N, 1, H, W], got {tuple(x.shape)}")
-    return x / 127.5 - 1.0
+    return x / (_FULL_SCALE[images.dtype] / 2.0) - 1.0
 
 
 def gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
@@ -232,12 +242,15 @@ def gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1).contiguous()
 
 
-def to_network_input(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W] (or [N, 1, H, W]) -> float [N, 3, H, W] in [-1, 1], channels identical."""
-    return gray_to_rgb(gray_to_unit(images_uint8))
+def to_network_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 or uint16 [N, H, W] (or [N, 1, H, W]) -> float [N, 3, H, W] in [-1, 1], channels identical."""
+    return gray_to_rgb(gray_to_unit(images))
 
 
 def from_network_output(output: torch.Tensor) -> torch.Tensor:
-    """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W]: channels averaged, rounded, clipped."""
-    gray = output.float().mean(dim=1)
-    return ((gray + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    """float [N, C, H, W] -> float32 [N, H, W] in [-1, 1]: channels averaged, clipped, not rounded.
+
+    Kept in float so a volume goes to physical units with no quantisation step
+    (``mrct.slices.geometry.from_unit``); ``to_levels(x, -1, 1)`` stores it as a slice.
+    """
+    return output.float().mean(dim=1).clamp(-1.0, 1.0)

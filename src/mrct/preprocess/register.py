@@ -113,7 +113,9 @@ def _crop_to_mask(image: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, sitk
 
 
 def register_simpleitk(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_mask: sitk.Image,
-                       settings: dict[str, Any], seed: int) -> sitk.Euler3DTransform:
+                       settings: dict[str, Any], seed: int,
+                       start: sitk.Euler3DTransform | None = None) -> sitk.Euler3DTransform:
+    """Mattes MI rigid registration; from ``start`` when given, else from the masks' centres of mass."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings["histogram_bins"])
     fixed_mask = sitk.BinaryDilate(sitk.Cast(ct_mask, sitk.sitkUInt8), [3, 3, 3])
@@ -136,8 +138,8 @@ def register_simpleitk(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_m
     method.SetShrinkFactorsPerLevel(list(settings["shrink_factors"]))
     method.SetSmoothingSigmasPerLevel(list(settings["smoothing_sigmas_mm"]))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    initial = _initial_transform(ct_mask, mr_mask)
-    offsets = _slab_offsets(ct_mask, mr_mask)
+    initial = _initial_transform(ct_mask, mr_mask) if start is None else start
+    offsets = _slab_offsets(ct_mask, mr_mask) if start is None else [0.0]
     if len(offsets) > 1:
         coarse = settings["shrink_factors"][0]
         shrunk = [sitk.Shrink(image, [coarse] * 3) for image in (ct, fixed_mask, mr)]
@@ -189,6 +191,92 @@ def register(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_mask: sitk.
     # (1e-4), and any difference in the start takes it to another point inside that tolerance.
     with itk_threads(REGISTRATION_THREADS):
         return register_simpleitk(ct, mr, ct_mask, mr_mask, settings, seed)
+
+
+MODES = ("auto", "always")
+#: Grids are the same when sizes are equal and spacing, origin and direction agree within this
+#: fraction (of a voxel for the origin): NIfTI headers store them in float32, MetaImage as text.
+GRID_TOLERANCE = 1e-3
+
+
+def grid_difference(a: sitk.Image, b: sitk.Image) -> str:
+    """Why two images are not on one grid ('' when they are, within GRID_TOLERANCE)."""
+    if a.GetSize() != b.GetSize():
+        return f"size {a.GetSize()} vs {b.GetSize()}"
+    spacing_a, spacing_b = np.asarray(a.GetSpacing()), np.asarray(b.GetSpacing())
+    if np.any(np.abs(spacing_a - spacing_b) > GRID_TOLERANCE * spacing_a):
+        return f"spacing {tuple(spacing_a)} vs {tuple(spacing_b)} mm"
+    if np.any(np.abs(np.subtract(a.GetDirection(), b.GetDirection())) > GRID_TOLERANCE):
+        return "direction differs"
+    if np.any(np.abs(np.subtract(a.GetOrigin(), b.GetOrigin())) > GRID_TOLERANCE * spacing_a):
+        return f"origin {a.GetOrigin()} vs {b.GetOrigin()} mm"
+    return ""
+
+
+def _box_corners(image: sitk.Image, mask: sitk.Image) -> np.ndarray:
+    """Physical corners of the mask's bounding box (of the whole image when the mask is empty)."""
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.Execute(sitk.Cast(mask, sitk.sitkUInt8))
+    if shape.HasLabel(1):
+        box = shape.GetBoundingBox(1)
+        lo, hi = np.asarray(box[:3]), np.asarray(box[:3]) + np.asarray(box[3:]) - 1
+    else:
+        lo, hi = np.zeros(3, int), np.asarray(image.GetSize()) - 1
+    corners = [[(hi if bit else lo)[axis] for axis, bit in enumerate(bits)] for bits in np.ndindex(2, 2, 2)]
+    return np.array([image.TransformIndexToPhysicalPoint([int(v) for v in c]) for c in corners])
+
+
+def alignment_change_mm(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_mask: sitk.Image,
+                        settings: dict[str, Any], seed: int) -> float:
+    """How far (mm, most over the corners of the CT head's box) a registration that starts
+    from the given alignment moves it: near 0 for an MR that is already aligned.
+
+    The check runs the registration's own metric and optimiser from the identity, over the
+    pyramid's finer levels only (the coarsest level makes large moves, which an aligned pair
+    does not need), so it costs less than a registration and measures what one would change.
+    """
+    levels = max(1, len(settings["shrink_factors"]) - 1)
+    finer = {**settings, "shrink_factors": list(settings["shrink_factors"])[-levels:],
+             "smoothing_sigmas_mm": list(settings["smoothing_sigmas_mm"])[-levels:]}
+    with itk_threads(REGISTRATION_THREADS):
+        moved = register_simpleitk(ct, mr, ct_mask, mr_mask, finer, seed, start=sitk.Euler3DTransform())
+    displacement, _ = transform_error(moved, sitk.Euler3DTransform(), _box_corners(ct, ct_mask))
+    return displacement
+
+
+def register_or_keep(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, mr_mask: sitk.Image,
+                     settings: dict[str, Any], seed: int, workdir: Path) -> tuple[sitk.Transform, sitk.Image, bool]:
+    """(transform, MR on the CT grid, whether the MR was kept as given); the log says why.
+
+    ``settings["mode"]`` ``auto`` keeps the MR voxels as they are when the MR is on the CT's grid
+    (grid_difference is empty) and a registration from there moves no corner of the CT head's
+    box by ``aligned_tolerance_mm`` or more (alignment_change_mm): resampling an aligned MR only
+    blurs it (one more interpolation) and risks a worse alignment than the one it came with.
+    Every other MR, and every MR with ``always``, is registered and resampled.
+    """
+    mode = settings["mode"]
+    if mode not in MODES:
+        raise ValueError(f"preprocess.registration.mode must be one of {MODES}, got {mode!r}")
+    if mode == "auto":
+        difference = grid_difference(ct, mr)
+        if difference:
+            reason = f"registered: the MR is not on the CT grid ({difference})"
+        else:
+            change = alignment_change_mm(ct, mr, ct_mask, mr_mask, settings, seed)
+            tolerance = settings["aligned_tolerance_mm"]
+            if change < tolerance:
+                as_given = sitk.Cast(mr, sitk.sitkFloat32)
+                as_given.CopyInformation(ct)  # equal within GRID_TOLERANCE; now exactly the CT's grid
+                reason = (f"kept as given: on the CT grid and aligned (a registration from there moves it "
+                          f"{change:.2f} mm < {tolerance} mm)")
+                log.info("MR %s", reason)
+                return sitk.Euler3DTransform(), as_given, True
+            reason = f"registered: on the CT grid but {change:.2f} mm off (>= {tolerance} mm)"
+    else:
+        reason = "registered (preprocess.registration.mode: always)"
+    log.info("MR %s", reason)
+    transform = register(ct, mr, ct_mask, mr_mask, settings, seed, workdir)
+    return transform, resample_to(ct, mr, transform), False
 
 
 def resample_to(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> sitk.Image:

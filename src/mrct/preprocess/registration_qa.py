@@ -1,31 +1,38 @@
-"""Registration quality in numbers: normalised mutual information and head-mask Dice.
+"""Registration quality in numbers, and the decision which patients the study keeps.
 
 A wrongly paired MR (another patient's head) is still "registered": the optimiser stops
 somewhere and reports a metric value. Nothing in that value says the pair is wrong, so every
-registered patient gets two numbers on the CT grid, both inside the MR's field of view:
+registered patient gets these figures on the CT grid, inside the MR's field of view:
 
 * **Dice of the head masks**: the MR head mask moved onto the CT grid (nearest neighbour) against
   the CT head mask. Both are cut to the MR's field of view first, so an MR that covers only part
   of the head (a slab) is judged on the part it shows, not penalised for the part it lacks.
 * **Normalised mutual information** (Studholme's ``(H(CT) + H(MR)) / H(CT, MR)``, 1 for
   independent images, 2 for one image against itself) inside the CT head mask and the field of
-  view. Normalised rather than Mattes MI (the registration's own metric): MI grows with the
-  entropy of the images and with the region, so its value differs between patients with the
-  same alignment quality; the ratio is bounded and overlap-invariant, so one bound serves all.
-  Each image is quantised into equal-frequency bins (its quantiles inside the region), which
-  makes the figure independent of the scanner's units, of the MR's scaling and of how much of
-  the head is bone, so bounds carry over between patients and data sets.
+  view, each image quantised into equal-frequency bins (its quantiles inside the region), so
+  that the figure does not depend on the scanner's units or the MR's scaling. Its *scale* still
+  depends on noise, contrast, field of view and what the CT holds: correct real-head pairs score
+  about 1.05 where correct demo pairs score 1.10-1.18, and a mix-up 1.01-1.04. No absolute bound
+  serves every scanner, so NMI decides nothing by default.
+* **How sharply NMI peaks at the found alignment** (``peak_metrics``): NMI after 12 deliberate
+  moves of a few mm / degrees, as shares of the patient's own ``NMI - 1``. A true pair loses
+  about half of it (``peak_drop`` about 0.5), another head's MR far less, and a registration that
+  stopped short finds a nearby move that fits better (``nearby_gain`` above 0). These ratios
+  carry over between scanners; the bounds were set on real-head cases (docs/running.md,
+  "Registration QA").
 
-The numbers are computed by the ``registration_qa`` rule from the files the ``register`` rule
-writes; the bounds are applied when the per-patient numbers are collected into one table, so
-tuning a bound reruns neither registration nor the metrics.
+The figures are computed by the ``registration_qa`` rule from the files the ``register`` rule
+writes; the bounds are applied when the per-patient figures are collected into one table, so
+tuning a bound reruns neither registration nor the figures. When the decision would leave too
+few patients for a study, it stops with every patient's figures and the config lines to go on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +45,17 @@ from mrct.io.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
+#: Per-patient figures, as the ``registration_qa`` rule writes them.
+FIGURE_COLUMNS = ["patient", "dice_head", "nmi", "head_in_fov", "peak_drop", "nearby_gain"]
 #: Columns of the collected table (results/preprocessed/registration_qa.csv).
-QA_COLUMNS = ["patient", "dice_head", "nmi", "head_in_fov", "flagged", "reason"]
+QA_COLUMNS = [*FIGURE_COLUMNS, "flagged", "reason", "decision"]
 #: Quantile bins per image for NMI: enough to separate air, CSF, grey and white matter, diploe
 #: and bone, few enough that a 2 mm head (about 10^5 voxels) fills the 32 x 32 joint histogram.
 NMI_BINS = 32
+#: Probe moves around the found alignment (see ``peak_metrics``), and the grid they are measured on.
+PROBE_MM = 4.0
+PROBE_DEG = 4.0
+PROBE_SPACING_MM = 2.0
 
 
 def field_of_view(moving: sitk.Image, fixed: sitk.Image, transform: sitk.Transform) -> sitk.Image:
@@ -123,44 +136,183 @@ def registration_metrics(ct: sitk.Image, mr_on_ct: sitk.Image, ct_mask: sitk.Ima
             "head_in_fov": float(region.sum() / max(int(ct_head.sum()), 1))}
 
 
+def probe_grid(ct: sitk.Image, spacing_mm: float = PROBE_SPACING_MM) -> sitk.Image:
+    """The CT's extent on a grid of at least ``spacing_mm`` (the probes' grid; empty image).
+
+    The probes measure how NMI falls off over millimetres, which a 2 mm grid resolves; on a
+    1 mm scan it costs an eighth of the full grid's time.
+    """
+    spacing = [max(s, spacing_mm) for s in ct.GetSpacing()]
+    size = [max(int(round(n * s / t)), 1) for n, s, t in zip(ct.GetSize(), ct.GetSpacing(), spacing, strict=True)]
+    grid = sitk.Image(size, sitk.sitkUInt8)
+    grid.SetSpacing(spacing)
+    grid.SetDirection(ct.GetDirection())
+    # Same physical corner as the CT: the first voxel's corner, not its centre, stays put.
+    corner = np.asarray(ct.GetOrigin()) - np.asarray(ct.GetDirection()).reshape(3, 3) @ (np.asarray(ct.GetSpacing()) / 2)
+    grid.SetOrigin(tuple(corner + np.asarray(ct.GetDirection()).reshape(3, 3) @ (np.asarray(spacing) / 2)))
+    return grid
+
+
+def _anti_aliased(image: sitk.Image, spacing_mm: float = PROBE_SPACING_MM) -> sitk.Image:
+    """``image`` smoothed for sampling at ``spacing_mm`` when it is finer (a 1 mm scan), so the
+    figures of a 1 mm scan match those of the same head scanned at 2 mm; as it is otherwise."""
+    if min(image.GetSpacing()) >= spacing_mm:
+        return image
+    return sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), 0.4 * spacing_mm)
+
+
+def probe_transforms(transform: sitk.Transform, centre: tuple[float, float, float], mm: float = PROBE_MM,
+                     degrees: float = PROBE_DEG) -> list[sitk.Transform]:
+    """The registration's transform after each of 12 deliberate small moves of the CT point.
+
+    Shifts of ``mm`` either way along each axis, and rotations of ``degrees`` either way about
+    each axis through ``centre`` (the CT head's centre): ``x -> transform(move(x))``.
+    """
+    moves = []
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            shift = [0.0, 0.0, 0.0]
+            shift[axis] = sign * mm
+            moves.append(sitk.TranslationTransform(3, shift))
+            angles = [0.0, 0.0, 0.0]
+            angles[axis] = sign * np.deg2rad(degrees)
+            moves.append(sitk.Euler3DTransform(centre, *angles, (0.0, 0.0, 0.0)))
+    probes = []
+    for move in moves:
+        composite = sitk.CompositeTransform(3)
+        composite.AddTransform(transform)
+        composite.AddTransform(move)  # added last, applied first
+        probes.append(composite)
+    return probes
+
+
+def peak_metrics(ct: sitk.Image, mr: sitk.Image, ct_mask: sitk.Image, transform: sitk.Transform,
+                 mm: float = PROBE_MM, degrees: float = PROBE_DEG) -> dict[str, float]:
+    """How sharply NMI peaks at the found alignment, on the scale of the patient's own NMI.
+
+    ``mr`` is the MR in its own space (the bias-corrected one the registration moved). NMI at
+    the found alignment (``n0``) and at 12 probes a few mm / degrees off (``n_p``), all resampled
+    the same way (linear) onto one grid and counted in one region (the CT head inside the MR's
+    field of view at every probe), so only the alignment differs between them:
+
+    * ``peak_drop = (n0 - mean n_p) / (n0 - 1)``: the share of what MR and CT have in common
+      that a small misplacement destroys. A true pair shares fine anatomy (sulci, ventricles,
+      skull layers), which a few mm destroys; another head shares mostly the outline and the
+      tissue classes, which survive it. Dividing by ``n0 - 1`` takes out the patient's NMI
+      scale (noise, contrast, field of view), which a fixed NMI bound cannot.
+    * ``nearby_gain = (max n_p - n0) / (n0 - 1)``: above 0 when a probe fits better than the
+      registration's answer: the optimiser stopped short of the peak (a failed registration).
+    """
+    grid = probe_grid(ct)
+    ct, mr = _anti_aliased(ct), _anti_aliased(mr)
+    ct_on = sitk.GetArrayFromImage(sitk.Resample(ct, grid, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32))
+    head = sitk.GetArrayFromImage(move_mask(ct_mask, grid, sitk.Transform())) > 0
+    if not head.any():
+        return {"peak_drop": float("nan"), "nearby_gain": float("nan"), "nmi_probe": float("nan")}
+    centre = grid.TransformContinuousIndexToPhysicalPoint([float(v) for v in np.argwhere(head).mean(0)[::-1]])
+    transforms = [transform, *probe_transforms(transform, centre, mm, degrees)]
+    region = head.copy()
+    images = []
+    for probe in transforms:
+        region &= sitk.GetArrayFromImage(field_of_view(mr, grid, probe)) > 0
+        images.append(sitk.GetArrayFromImage(sitk.Resample(mr, grid, probe, sitk.sitkLinear, 0.0, sitk.sitkFloat32)))
+    if region.sum() < NMI_BINS:
+        return {"peak_drop": float("nan"), "nearby_gain": float("nan"), "nmi_probe": float("nan")}
+    values = np.array([normalised_mutual_information(ct_on, image, region) for image in images])
+    shared = values[0] - 1.0
+    if not shared > 0:
+        return {"peak_drop": float("nan"), "nearby_gain": float("nan"), "nmi_probe": float(values[0])}
+    return {"peak_drop": float((values[0] - values[1:].mean()) / shared),
+            "nearby_gain": float((values[1:].max() - values[0]) / shared), "nmi_probe": float(values[0])}
+
+
 def registration_qa_files(ct_path: str, mr_path: str, ct_mask_path: str, mr_mask_path: str, transform_path: str,
-                          out: str, patient: str) -> dict[str, Any]:
-    """The ``registration_qa`` rule: read the registered files, write the numbers as JSON."""
+                          out: str, patient: str, mr_native_path: str | None = None) -> dict[str, Any]:
+    """The ``registration_qa`` rule: read the registered files, write the numbers as JSON.
+
+    ``mr_native_path`` is the MR the registration moved (bias-corrected, its own grid): the
+    peak probes resample it through moved transforms. Without it only Dice and NMI are written.
+    """
     images = {name: sitk.ReadImage(str(path)) for name, path in
               (("ct", ct_path), ("mr", mr_path), ("ct_mask", ct_mask_path), ("mr_mask", mr_mask_path))}
     transform = sitk.ReadTransform(str(transform_path))
     record = {"patient": patient, **registration_metrics(images["ct"], images["mr"], images["ct_mask"],
                                                          images["mr_mask"], transform)}
-    log.info("%s: head-mask Dice %.3f, NMI %.3f, %.0f %% of the CT head in the MR's field of view",
-             patient, record["dice_head"], record["nmi"], 100 * record["head_in_fov"])
+    if mr_native_path is not None:
+        record |= peak_metrics(images["ct"], sitk.ReadImage(str(mr_native_path), sitk.sitkFloat32),
+                               images["ct_mask"], transform)
+    log.info("%s: head-mask Dice %.3f, NMI %.3f, %.0f %% of the CT head in the MR's field of view, "
+             "NMI peak drop %.3f, nearby gain %.3f", patient, record["dice_head"], record["nmi"],
+             100 * record["head_in_fov"], record.get("peak_drop", float("nan")), record.get("nearby_gain", float("nan")))
     write_text_atomic(out, json.dumps(record, indent=2) + "\n")
     return record
 
 
-def flag_reason(record: Mapping[str, Any], min_dice: float, min_nmi: float) -> str:
-    """Why a patient's registration is not trusted ('' when it is)."""
+#: The figures the decision reads, in the order of the table, and whether each is a lower bound.
+BOUND_KEYS = {"min_peak_drop": ("peak_drop", "NMI peak drop", True),
+              "max_nearby_gain": ("nearby_gain", "NMI gain a few mm off", False),
+              "min_dice": ("dice_head", "head-mask Dice", True),
+              "min_nmi": ("nmi", "NMI", True)}
+
+
+def flag_reason(record: Mapping[str, Any], bounds: Mapping[str, float | None]) -> str:
+    """Why a patient's registration is not trusted ('' when it is); a bound set to null is not applied.
+
+    A figure that is missing or NaN fails its bound: the QA could not show the pair is right.
+    """
     reasons = []
-    if not record["dice_head"] >= min_dice:  # NaN fails too
-        reasons.append(f"head-mask Dice {record['dice_head']:.3f} < {min_dice}")
-    if not record["nmi"] >= min_nmi:
-        reasons.append(f"NMI {record['nmi']:.3f} < {min_nmi}")
+    for key, (figure, label, lower) in BOUND_KEYS.items():
+        bound = bounds.get(key)
+        if bound is None:
+            continue
+        value = record.get(figure, float("nan"))
+        value = float("nan") if value is None else float(value)
+        if lower and not value >= bound:
+            reasons.append(f"{label} {value:.3f} < {bound}")
+        elif not lower and not value <= bound:
+            reasons.append(f"{label} {value:.3f} > {bound}")
     return "; ".join(reasons)
 
 
-def collect_registration_qa(paths: Iterable[str | Path], min_dice: float, min_nmi: float) -> pd.DataFrame:
-    """One row per patient from the per-patient JSON files, with ``flagged`` and ``reason``."""
+def pass_reason(record: Mapping[str, Any], bounds: Mapping[str, float | None]) -> str:
+    """Why a patient passed: each applied bound with the patient's figure."""
+    parts = []
+    for key, (figure, label, lower) in BOUND_KEYS.items():
+        if bounds.get(key) is not None:
+            parts.append(f"{label} {float(record[figure]):.3f} {'>=' if lower else '<='} {bounds[key]}")
+    return "passed: " + ", ".join(parts)
+
+
+def decide(table: pd.DataFrame, bounds: Mapping[str, Any], keep_flagged: bool) -> pd.DataFrame:
+    """Add ``flagged``, ``reason`` and ``decision`` (``pass``, ``left out`` or ``kept, flagged``)."""
+    rows = table.to_dict("records")
+    reasons = [flag_reason(row, bounds) for row in rows]
+    out = table.copy()
+    out["flagged"] = [bool(r) for r in reasons]
+    out["reason"] = [r or pass_reason(row, bounds) for r, row in zip(reasons, rows, strict=True)]
+    out["decision"] = ["pass" if not r else ("kept, flagged" if keep_flagged else "left out") for r in reasons]
+    return out
+
+
+def collect_registration_qa(paths: Iterable[str | Path], bounds: Mapping[str, Any],
+                            keep_flagged: bool = False) -> pd.DataFrame:
+    """One row per patient from the per-patient JSON files, with the figures and the decision."""
     rows = []
     for path in paths:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         missing = {"patient", "dice_head", "nmi", "head_in_fov"} - set(record)
         if missing:
             raise ValueError(f"{path}: registration QA record lacks {sorted(missing)}")
-        reason = flag_reason(record, min_dice, min_nmi)
-        rows.append({**{k: record[k] for k in QA_COLUMNS[:4]}, "flagged": bool(reason), "reason": reason})
-    table = pd.DataFrame(rows, columns=QA_COLUMNS).sort_values("patient").reset_index(drop=True)
-    for row in table[table["flagged"]].itertuples():
-        log.warning("%s: registration flagged (%s): check its QA figure for a mixed-up pair or a failed registration",
-                    row.patient, row.reason)
+        rows.append({k: record.get(k, float("nan")) for k in FIGURE_COLUMNS})
+    table = pd.DataFrame(rows, columns=FIGURE_COLUMNS).sort_values("patient").reset_index(drop=True)
+    table = decide(table, bounds, keep_flagged)[QA_COLUMNS]
+    for row in table.itertuples():
+        figures = ", ".join(f"{c} {getattr(row, c):.3f}" for c in FIGURE_COLUMNS[1:])
+        if row.flagged:
+            log.warning("%s: registration flagged, %s (%s): %s; check its QA figure for a mixed-up pair or a "
+                        "failed registration", row.patient, row.decision, figures, row.reason)
+        else:
+            log.info("%s: registration passed (%s)", row.patient, figures)
     return table
 
 
@@ -174,8 +326,8 @@ def read_registration_qa(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: registration QA table not found (run the `registration_qa_table` rule)")
-    table = pd.read_csv(path, dtype={"patient": str, "reason": str}, keep_default_na=False,
-                        na_values={"dice_head": [""], "nmi": [""], "head_in_fov": [""]})
+    table = pd.read_csv(path, dtype={"patient": str, "reason": str, "decision": str}, keep_default_na=False,
+                        na_values={c: ["", "nan", "NaN"] for c in FIGURE_COLUMNS[1:]})
     missing = [c for c in QA_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: expected columns {QA_COLUMNS}, missing {missing}")
@@ -189,3 +341,65 @@ def excluded_patients(table: pd.DataFrame, keep_flagged: bool) -> dict[str, str]
         return {}
     flagged = table[table["flagged"]]
     return dict(zip(flagged["patient"].astype(str), flagged["reason"].astype(str), strict=True))
+
+
+#: Fewest patients a study needs: one to train on and one to test.
+MIN_PATIENTS = 2
+
+
+class RegistrationQAStop(ValueError):
+    """QA would leave too few patients to run the study; the message says how to go on."""
+
+
+def _rounded(value: float, lower: bool) -> float:
+    """A bound just past ``value`` (2 decimals), so that the figure passes it."""
+    return float(np.floor(value * 100) / 100) if lower else float(np.ceil(value * 100) / 100)
+
+
+def keep_lines(table: pd.DataFrame) -> str:
+    """The config lines that keep every patient: ``keep_flagged``, or bounds the figures pass."""
+    lines = ["To keep every patient (flagged ones stay marked in the log and the report), put in your config "
+             "file (--configfile):", "preprocess:", "  registration_qa:", "    keep_flagged: true"]
+    flagged = table[table["flagged"]]
+    relaxed = {}
+    for key, (figure, label, lower) in BOUND_KEYS.items():
+        failed = re.compile(rf"(?:^|; ){re.escape(label)} \S+ {'<' if lower else '>'} ")
+        if not flagged["reason"].astype(str).str.contains(failed).any():
+            continue  # no patient fails this bound: leave it as it is
+        values = table[figure].astype(float)
+        # A missing figure passes no bound: the bound is switched off instead.
+        relaxed[key] = None if values.isna().any() else _rounded(float(values.min() if lower else values.max()), lower)
+    lines += ["or, to let every patient pass the bounds (check each QA figure first: a mixed-up pair or a failed "
+              "registration passes too):", "preprocess:", "  registration_qa:"]
+    lines += [f"    {key}: {'null' if value is None else value}" for key, value in relaxed.items()]
+    return "\n".join(lines)
+
+
+def qa_stop_message(table: pd.DataFrame, problem: str) -> str:
+    """``problem``, every patient's figures with the decision and why, and the config lines to go on."""
+    shown = table[[*FIGURE_COLUMNS, "decision", "reason"]].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    return (f"registration QA: {problem}\n{shown}\n\n{keep_lines(table)}\n"
+            "docs/running.md ('Registration QA') says how to read the figures and set the bounds from your data.")
+
+
+def require_enough_patients(table: pd.DataFrame, keep_flagged: bool, minimum: int = MIN_PATIENTS) -> None:
+    """Stop, saying how to go on, when QA leaves fewer than ``minimum`` patients to study."""
+    left = int((~table["flagged"]).sum()) if not keep_flagged else len(table)
+    if left < minimum:
+        raise RegistrationQAStop(qa_stop_message(
+            table, f"{len(table) - left} of {len(table)} patients flagged and left out, {left} left; "
+                   f"the study needs at least {minimum} (one to train on, one to test)"))
+
+
+def require_each_group(table: pd.DataFrame, excluded: Collection[str], groups: Mapping[str, str]) -> None:
+    """Stop, saying how to go on, when leaving out ``excluded`` empties a group of the split.
+
+    ``groups`` maps every patient to its side (``train``/``test``) or fold, drawn before
+    patients are left out.
+    """
+    left = {groups[p] for p in groups if p not in set(excluded)}
+    empty = sorted(set(groups.values()) - left)
+    if empty:
+        raise RegistrationQAStop(qa_stop_message(
+            table, f"leaving out the flagged patients {sorted(excluded)} leaves no patient in the "
+                   f"{' and '.join(map(str, empty))} split"))

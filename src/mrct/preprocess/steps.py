@@ -18,7 +18,7 @@ from mrct.io.volumes import read_volume, write_volume
 from mrct.preprocess.bias import correct_bias
 from mrct.preprocess.masks import body_mask, ct_head_mask, mr_head_mask
 from mrct.preprocess.qa import bias_figure, registration_figure
-from mrct.preprocess.register import register, resample_to
+from mrct.preprocess.register import register_or_keep
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,15 @@ def bias_correct_files(mr_path: str, out: dict[str, str], method: str, settings:
 def register_files(mr_path: str, mr_mask_path: str, ct_path: str, out: dict[str, str],
                    settings: dict[str, Any], head_threshold_hu: float, seed: int, patient: str,
                    evaluation_mask_path: str | None = None) -> None:
-    """Register; write MR and CT on the CT grid, the head mask, the transform, the QA figure, and
-    (when ``out`` names ``body_mask``) the body mask of the HU metrics: ``evaluation_mask_path``
+    """Register (or keep an MR already aligned on the CT grid: register_or_keep); write MR and CT
+    on the CT grid, the head mask, the transform, the QA figure, and (when ``out`` names ``body_mask``) the body mask of the HU metrics: ``evaluation_mask_path``
     (SynthRAD2023's mask.nii.gz) on the CT grid when given, else the CT's filled outline."""
     ct = read_volume(ct_path, "ct")
     mr = sitk.ReadImage(mr_path, sitk.sitkFloat32)
     mr_mask = sitk.ReadImage(mr_mask_path, sitk.sitkUInt8)
     ct_mask = ct_head_mask(ct, head_threshold_hu)
     with tempfile.TemporaryDirectory() as workdir:
-        transform = register(ct, mr, ct_mask, mr_mask, settings, seed, Path(workdir))
-    mr_on_ct = resample_to(ct, mr, transform)
+        transform, mr_on_ct, kept = register_or_keep(ct, mr, ct_mask, mr_mask, settings, seed, Path(workdir))
     write_volume(mr_on_ct, out["mr"])
     write_volume(ct, out["ct"])
     write_volume(ct_mask, out["mask"])
@@ -55,4 +54,7 @@ def register_files(mr_path: str, mr_mask_path: str, ct_path: str, out: dict[str,
         write_volume(body, out["body_mask"])
     with atomic_path(out["transform"]) as tmp:
         sitk.WriteTransform(transform, str(tmp))
-    registration_figure(ct, mr_on_ct, ct_mask, f"{patient}: MR registered to CT ({settings['backend']})", out["qa"])
+    title = f"{patient}: MR registered to CT ({settings['backend']})"
+    if kept:
+        title = f"{patient}: MR kept as given (aligned on the CT grid)"
+    registration_figure(ct, mr_on_ct, ct_mask, title, out["qa"])

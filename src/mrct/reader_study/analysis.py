@@ -1,14 +1,20 @@
-"""Analysis of the reader study: answers checked against the key, Tables V and VI, agreement.
+"""Analysis of the reader study: answers checked against the key, Tables V and VI, classification, agreement.
 
 The study showed each drawn test slice twice, once as ground truth and once as the best model's
 output, and every reader judged each image (real or synthetic) and rated its realism from 1 to 4.
 
 * Table V pools every reader's ratings per direction and source (the model, or ``ground truth``):
   n ratings, realism mean and sample STD (ddof 1), and the % of images judged real.
-* Table VI is per reader and direction. Pearson's r and Lin's concordance correlation coefficient
-  (CCC) pair the realism rating of a slice's synthetic image with the rating of the same slice's
-  ground-truth image, as the study does. Accuracy is over all images of the direction;
-  sensitivity and specificity are for spotting synthetic images (positive = synthetic).
+* Table VI, as the study defines it, is per reader and direction: Pearson's r, Lin's
+  bias-correction factor C_b (``ccc_cb``) and Lin's concordance correlation coefficient
+  CCC = r x C_b, pairing the realism rating of a slice's synthetic image with the rating of the
+  same slice's ground-truth image. The study's Table VI calls C_b "accuracy" (its values,
+  0.94-1.00, are C_b's: it measures how far the two series' means and spreads differ, not how
+  often a reader was right; a reader rating at random scores about 1). C_b says nothing about
+  telling real from synthetic.
+* The real/synthetic classification (not in the study's tables), per reader and direction:
+  ``classification_accuracy`` over all images of the direction, ``sensitivity`` and
+  ``specificity`` for spotting synthetic images (positive = synthetic).
 * Agreement between readers (beyond the study), per direction and reader pair: Cohen's kappa on
   real/synthetic, and quadratic-weighted Cohen's kappa on realism (the 1-4 scale is ordinal, and
   quadratic weights make kappa comparable to an intraclass correlation).
@@ -41,8 +47,8 @@ REALISM = (1, 2, 3, 4)
 GROUND_TRUTH = "ground truth"
 TABLE_V_COLUMNS = ["direction", "source", "n", "realism_mean", "realism_std", "judged_real_pct"]
 # The interface's columns first, in its order; then the number of slice pairs and Pearson's p.
-TABLE_VI_COLUMNS = ["reader", "direction", "pearson", "ccc", "accuracy", "sensitivity", "specificity", "n_pairs",
-                    "pearson_p"]
+TABLE_VI_COLUMNS = ["reader", "direction", "pearson", "ccc_cb", "ccc", "n_pairs", "pearson_p"]
+CLASSIFICATION_COLUMNS = ["reader", "direction", "classification_accuracy", "sensitivity", "specificity", "n_images"]
 AGREEMENT_COLUMNS = ["direction", "reader_a", "reader_b", "n", "kappa_judged", "kappa_realism_quadratic"]
 _EXAMPLES = 5
 
@@ -170,6 +176,21 @@ def ccc(x: Sequence[float], y: Sequence[float]) -> float:
     return float(2 * covariance / denominator) if denominator > 0 else float("nan")
 
 
+def ccc_cb(x: Sequence[float], y: Sequence[float]) -> float:
+    """Lin's bias-correction factor C_b = 2 sx sy / (sx^2 + sy^2 + (mx - my)^2) (population moments).
+
+    Lin (1989) writes it 2 / (v + 1/v + u^2) with v = sx / sy and u = (mx - my) / sqrt(sx sy):
+    1 when the two series have equal means and spreads, whatever their correlation; CCC = r x C_b.
+    NaN when a series is constant (v or u is then undefined, as Pearson's r is) or shorter than 2.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"ccc_cb: expected two 1-D series of one length, got shapes {x.shape} and {y.shape}")
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(2 * x.std() * y.std() / (x.var() + y.var() + (x.mean() - y.mean()) ** 2))
+
+
 def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """scipy's Pearson r and p; NaN (not a warning) when a series is constant or too short."""
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -200,21 +221,36 @@ def reader_scores(data: pd.DataFrame) -> dict[str, float]:
     pairs = data.pivot_table(index=["patient", "slice"], columns="truth", values="realism", aggfunc="first")
     synthetic, real = pairs["synthetic"].to_numpy(float), pairs["real"].to_numpy(float)
     pearson, pearson_p = _pearson(synthetic, real)
+    return {"n_pairs": len(pairs), "pearson": pearson, "pearson_p": pearson_p,
+            "ccc_cb": ccc_cb(synthetic, real), "ccc": ccc(synthetic, real)}
+
+
+def classification_scores(data: pd.DataFrame) -> dict[str, float]:
+    """Real/synthetic judgements of one reader and direction against the truth (positive = synthetic)."""
     truth_synthetic, said_synthetic = data["truth"] == "synthetic", data["judged"] == "synthetic"
     return {
-        "n_pairs": len(pairs), "pearson": pearson, "pearson_p": pearson_p, "ccc": ccc(synthetic, real),
-        "accuracy": float((truth_synthetic == said_synthetic).mean()),
+        "n_images": len(data),
+        "classification_accuracy": float((truth_synthetic == said_synthetic).mean()),
         "sensitivity": float(said_synthetic[truth_synthetic].mean()),
         "specificity": float((~said_synthetic)[~truth_synthetic].mean()),
     }
 
 
-def table_vi(answers: pd.DataFrame, key: pd.DataFrame) -> pd.DataFrame:
-    """Per reader and direction: Pearson and CCC of paired ratings, accuracy, sensitivity, specificity."""
+def _per_reader(answers: pd.DataFrame, key: pd.DataFrame, scores, columns: list[str]) -> pd.DataFrame:
     data = _labelled(answers, key)
-    rows = [{"reader": reader, "direction": direction, **reader_scores(group)}
+    rows = [{"reader": reader, "direction": direction, **scores(group)}
             for (reader, direction), group in data.groupby(["reader", "direction"], sort=True)]
-    return pd.DataFrame(rows, columns=TABLE_VI_COLUMNS)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def table_vi(answers: pd.DataFrame, key: pd.DataFrame) -> pd.DataFrame:
+    """The study's Table VI per reader and direction: Pearson's r, Lin's C_b and CCC of paired ratings."""
+    return _per_reader(answers, key, reader_scores, TABLE_VI_COLUMNS)
+
+
+def classification(answers: pd.DataFrame, key: pd.DataFrame) -> pd.DataFrame:
+    """Per reader and direction: classification accuracy, sensitivity and specificity (real/synthetic)."""
+    return _per_reader(answers, key, classification_scores, CLASSIFICATION_COLUMNS)
 
 
 def _kappa(a: pd.Series, b: pd.Series, **kwargs: object) -> float:
@@ -248,33 +284,38 @@ def how_to_text(answers_dir: str | Path) -> str:
         "results/reader_study/questionnaire.html (one self-contained page: it works offline, from a USB "
         "stick); each reader enters a name, answers every image (real or synthetic, realism 1-4) and "
         f"presses 'export answers'. Put the exported CSV files (columns {', '.join(ANSWER_COLUMNS)}; one "
-        f"file per reader) into {answers_dir}/ and rerun snakemake: Tables V and VI and the agreement "
-        "between readers are then computed and shown in the report. Keep results/reader_study/key.csv "
+        f"file per reader) into {answers_dir}/ and rerun snakemake: Tables V and VI, the real/synthetic "
+        "classification and the agreement between readers are then computed and shown in the report. Keep results/reader_study/key.csv "
         "away from the readers."
     )
 
 
 def analyse(key_path: str | Path, answer_paths: Sequence[str | Path], answers_dir: str | Path
-            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """Table V, Table VI, agreement and a short note (markdown) from the key and the answer files."""
+            ) -> dict[str, pd.DataFrame | str]:
+    """Table V, Table VI, classification, agreement and a short note (markdown) from the key and answers."""
     key = read_key(key_path)
     answers = read_all_answers(answer_paths, key, key_path)
     if answers.empty:
-        note = how_to_text(answers_dir)
-        return (pd.DataFrame(columns=TABLE_V_COLUMNS), pd.DataFrame(columns=TABLE_VI_COLUMNS),
-                pd.DataFrame(columns=AGREEMENT_COLUMNS), note)
+        return {"table_v": pd.DataFrame(columns=TABLE_V_COLUMNS), "table_vi": pd.DataFrame(columns=TABLE_VI_COLUMNS),
+                "classification": pd.DataFrame(columns=CLASSIFICATION_COLUMNS),
+                "agreement": pd.DataFrame(columns=AGREEMENT_COLUMNS), "note": how_to_text(answers_dir)}
     readers = sorted(answers["reader"].unique())
     files = sorted(answers["file"].unique())
     note = (f"{len(readers)} reader(s) ({', '.join(readers)}) from {len(files)} answers file(s) in "
             f"{answers_dir}/ ({', '.join(files)}); {key['image_id'].nunique()} images in the key.")
     log.info(note)
-    return table_v(answers, key), table_vi(answers, key), agreement(answers, key), note
+    return {"table_v": table_v(answers, key), "table_vi": table_vi(answers, key),
+            "classification": classification(answers, key), "agreement": agreement(answers, key), "note": note}
+
+
+#: The CSV tables of ``write_analysis``, by output name.
+TABLES = ("table_v", "table_vi", "classification", "agreement")
 
 
 def write_analysis(key_path: str | Path, answer_paths: Sequence[str | Path], answers_dir: str | Path,
                    outputs: dict[str, str | Path]) -> None:
-    """Write table_v, table_vi, agreement (CSV) and note (text) atomically (``outputs`` maps these names)."""
-    tv, tvi, agree, note = analyse(key_path, answer_paths, answers_dir)
-    for name, frame in (("table_v", tv), ("table_vi", tvi), ("agreement", agree)):
-        write_text_atomic(outputs[name], frame.to_csv(index=False, float_format="%.6g"))
-    write_text_atomic(outputs["note"], note + "\n")
+    """Write the TABLES (CSV) and the note (text) atomically (``outputs`` maps these names to paths)."""
+    results = analyse(key_path, answer_paths, answers_dir)
+    for name in TABLES:
+        write_text_atomic(outputs[name], results[name].to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(outputs["note"], results["note"] + "\n")

@@ -32,6 +32,8 @@ class ReaderStudySettings:
     metric: str
     model: str | None = None
     min_gap: int | None = None
+    #: CT shown from black at the first to white at the second HU value (config.yaml: W80/L40).
+    ct_window_hu: tuple[float, float] = (0.0, 80.0)
 
     def __post_init__(self) -> None:
         if self.images_per_modality < 2 or self.images_per_modality % 2:
@@ -39,6 +41,9 @@ class ReaderStudySettings:
                 f"reader_study.images_per_modality: expected an even number >= 2 (half ground truth, "
                 f"half synthetic), got {self.images_per_modality}"
             )
+        low, high = self.ct_window_hu
+        if not high > low:
+            raise ValueError(f"reader_study.ct_window_hu: expected low < high, got {low} .. {high}")
 
     @property
     def slices_per_direction(self) -> int:

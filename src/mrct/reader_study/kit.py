@@ -1,7 +1,8 @@
 """``rule reader_study``: choose the model per direction, draw the images, write page and key.
 
 The page (``questionnaire.html``) goes to the readers; the key (``key.csv``) stays with the
-investigator and is what the analysis joins the exported answers with.
+investigator and is what the analysis joins the exported answers with. Every image is shown in
+its modality's reading window (``windows``: CT in a brain window from HU, MR as stored).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mrct.io.atomic import write_text_atomic
@@ -18,6 +20,7 @@ from mrct.reader_study.design import KEY_COLUMNS, ReaderStudySettings, draw_stud
 from mrct.reader_study.encoding import data_uri, encode_gray_png
 from mrct.reader_study.page import render_questionnaire
 from mrct.reader_study.selection import read_selection
+from mrct.reader_study.windows import render_for_readers
 from mrct.slices.manifest import DIRECTIONS, read_manifest, split_rows
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ def settings_from_config(section: Mapping) -> ReaderStudySettings:
         metric=str(section["metric"]),
         model=section.get("model"),
         min_gap=section.get("min_gap"),
+        ct_window_hu=tuple(float(v) for v in section["ct_window_hu"]),
     )
 
 
@@ -54,13 +58,27 @@ def candidate_slices(manifest: pd.DataFrame, direction: str, prediction_dir: Pat
                          "synthetic_png": [str(p) for p in synthetic]})
 
 
-def encode_study_images(paths: Iterable[str]) -> tuple[list[str], tuple[int, int]]:
+def study_pixels(study: pd.DataFrame, manifest: pd.DataFrame, ct_window_hu: tuple[float, float]) -> list[np.ndarray]:
+    """The 8-bit image of every study row, ground truth and synthetic alike, in its reading window.
+
+    Both images of a slice take their windows from that slice's manifest row (the prediction's
+    levels are on the ground truth's scale) and go through ``render_for_readers``.
+    """
+    rows = manifest.set_index(["patient", "slice"])
+    images = []
+    for item in study.itertuples(index=False):
+        row = rows.loc[(item.patient, item.slice)]
+        levels = read_gray_png(item.png)
+        images.append(render_for_readers(levels, row, DIRECTIONS[item.direction].target, ct_window_hu))
+    return images
+
+
+def encode_study_images(images: Iterable[np.ndarray], names: Iterable[str]) -> tuple[list[str], tuple[int, int]]:
     """Every image re-encoded from its pixels (see ``encoding``); all must share one size."""
     uris: list[str] = []
     shape: tuple[int, int] | None = None
     first = None
-    for path in paths:
-        pixels = read_gray_png(path)
+    for pixels, path in zip(images, names, strict=True):
         if shape is None:
             shape, first = pixels.shape, path
         elif pixels.shape != shape:
@@ -90,7 +108,8 @@ def build_reader_study(manifest_path: str | Path, selection: str | Path,
                              f"{sorted(str(d) for d in dirs.values())}")
         slices[direction] = candidate_slices(manifest, direction, dirs[model, direction], chosen_on)
     study = draw_study(slices, models, settings, seed)
-    uris, (height, width) = encode_study_images(study["png"])
+    images = study_pixels(study, manifest, settings.ct_window_hu)
+    uris, (height, width) = encode_study_images(images, study["png"])
     page = render_questionnaire(list(study["image_id"]), uris, width=width, height=height)
     write_text_atomic(questionnaire, page)
     write_text_atomic(key, study[KEY_COLUMNS].to_csv(index=False))

@@ -1,4 +1,4 @@
-"""Axial slice extraction: which slices, how they are scaled to 8 bits, and their table rows.
+"""Axial slice extraction: which slices, how they are scaled to 16-bit levels, and their table rows.
 
 Which slices qualify is decided by the head mask (fraction of the slice covered by head), so the
 choice follows the data rather than fixed slice numbers. CT uses a fixed HU window (physical
@@ -15,7 +15,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from mrct.io.png import write_gray_png
-from mrct.slices.geometry import to_square, to_uint8
+from mrct.slices.geometry import to_levels, to_square
 from mrct.slices.manifest import SLICE_TABLE_COLUMNS, evenly_spaced
 
 
@@ -32,7 +32,7 @@ def mr_window(mr: np.ndarray, mask: np.ndarray, percentiles: tuple[float, float]
     values = mr[mask > 0]
     low, high = np.percentile(values, percentiles)
     if not high > low:
-        raise ValueError(f"MR intensities inside the head are constant ({low}); cannot scale to 8 bits")
+        raise ValueError(f"MR intensities inside the head are constant ({low}); cannot scale to stored levels")
     return float(low), float(high)
 
 
@@ -49,8 +49,8 @@ def extract_patient_slices(mr: sitk.Image, ct: sitk.Image, mask: sitk.Image, pat
     for z in choose_slices(mask_a, settings["min_head_fraction"], settings["per_patient"]):
         name = f"{patient}_z{z:03d}.png"
         paths = {kind: out_dir / kind / name for kind in ("mr", "ct", "mask")}
-        write_gray_png(to_uint8(to_square(mr_a[z], size, background=mr_lo), mr_lo, mr_hi), paths["mr"])
-        write_gray_png(to_uint8(to_square(ct_a[z], size, background=ct_lo), ct_lo, ct_hi), paths["ct"])
+        write_gray_png(to_levels(to_square(mr_a[z], size, background=mr_lo), mr_lo, mr_hi), paths["mr"])
+        write_gray_png(to_levels(to_square(ct_a[z], size, background=ct_lo), ct_lo, ct_hi), paths["ct"])
         write_gray_png((to_square(mask_a[z].astype(float), size, order=0) > 0.5).astype(np.uint8) * 255, paths["mask"])
         rows.append({
             "patient": patient, "slice": z,

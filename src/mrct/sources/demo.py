@@ -52,6 +52,15 @@ def demo_patient_ids(n_patients: int) -> list[str]:
     return [f"demo{index:03d}" for index in range(1, n_patients + 1)]
 
 
+def check_mixed_up(settings: dict[str, Any]) -> None:
+    """``dataset.demo.mixed_up`` must name demo patients that exist, or it would do nothing."""
+    unknown = sorted(set(settings.get("mixed_up", [])) - set(demo_patient_ids(settings["n_patients"])))
+    if unknown:
+        raise ValueError(f"dataset.demo.mixed_up: {unknown} are not demo patients "
+                         f"(dataset.demo.n_patients is {settings['n_patients']}: demo001 to "
+                         f"demo{settings['n_patients']:03d})")
+
+
 @dataclass(frozen=True)
 class DemoPatientParameters:
     """Everything random about one demo patient, drawn once from its seed."""
@@ -81,6 +90,12 @@ def draw_parameters(seed: int, patient: str, settings: dict[str, Any]) -> DemoPa
         noise_seed=int(rng.integers(2**31)),
     )
 
+
+#: A mixed-up patient's MR shows another head: the template under another seed's deformation,
+#: this strong (mm) instead of ``deformation_mm``, and this much smaller.
+MIXUP_DEFORMATION_MM = 15.0
+MIXUP_SCALE = 0.9
+MIXUP_SEED_OFFSET = 1
 
 _DEFORMATION_GRID = 4  # B-spline control points per axis (plus the order's border)
 # Beyond the largest move the demo makes: rotation about the centre, shift and deformation.
@@ -250,9 +265,21 @@ def _image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
-def make_patient(model: HeadModel, params: DemoPatientParameters, settings: dict[str, Any]) -> dict[str, Any]:
+def _other_head(reference: sitk.Image, other: DemoPatientParameters, center: tuple[float, float, float]) -> sitk.Transform:
+    """Another person's anatomy: a stronger deformation of the template, and a smaller head."""
+    view = sitk.CompositeTransform(_deformation(reference, other, MIXUP_DEFORMATION_MM))
+    size = sitk.ScaleTransform(3, (1 / MIXUP_SCALE,) * 3)
+    size.SetCenter(center)
+    view.AddTransform(size)  # applied first: the head MIXUP_SCALE times its size
+    return view
+
+
+def make_patient(model: HeadModel, params: DemoPatientParameters, settings: dict[str, Any],
+                 other: DemoPatientParameters | None = None) -> dict[str, Any]:
     """Build one patient: CT (HU), MR (biased, noisy, misaligned), true bias field and transform.
 
+    With ``other`` the MR shows another head (``_other_head``): a deliberate mix-up, for
+    registration QA to catch; its "true" transform is then only the misalignment applied.
     Also returns ``mr_brain``, the brain mask in the MR's frame, for tests (not written).
     """
     reference = model.grid
@@ -261,7 +288,7 @@ def make_patient(model: HeadModel, params: DemoPatientParameters, settings: dict
     misalign = rigid_transform(params, center)
     # The MR's voxel y shows the anatomy at misalign(y), i.e. the template at deformation(misalign(y)).
     # A composite transform applies the transform added last first.
-    mr_view = sitk.CompositeTransform(deformation)
+    mr_view = sitk.CompositeTransform(deformation if other is None else _other_head(reference, other, center))
     mr_view.AddTransform(misalign)
 
     ct = _sample(model, deformation, "ct")["ct"]
@@ -293,7 +320,11 @@ def write_patient(patient: dict[str, Any], params: DemoPatientParameters, settin
     write_text_atomic(out["info"], json.dumps(record, indent=2))
 
 
-def make_demo_patient(seed: int, patient: str, settings: dict[str, Any], out: dict[str, str]) -> None:
+def make_demo_patient(seed: int, patient: str, settings: dict[str, Any], out: dict[str, str],
+                      mixed_up: bool = False) -> None:
+    """One demo patient's files; ``mixed_up``: its MR is another head's (``dataset.demo.mixed_up``)."""
     params = draw_parameters(seed, patient, settings)
     model = load_head_model(settings["resolution_mm"])
-    write_patient(make_patient(model, params, settings), params, settings, out)
+    other = draw_parameters(seed + MIXUP_SEED_OFFSET, patient, settings) if mixed_up else None
+    record = {**settings, "mixed_up": mixed_up}
+    write_patient(make_patient(model, params, settings, other), params, record, out)

@@ -1,10 +1,18 @@
-"""The `synthrad2023` data source: SynthRAD2023 Task 1 (MR -> CT), Zenodo record 7260705.
+"""The SynthRAD sources: Task 1 (MR -> CT) of SynthRAD2023 and SynthRAD2025.
 
-The archive ``Task1.zip`` holds ``Task1/<region>/<patient>/{mr,ct,mask}.nii.gz`` for the
-regions ``brain`` and ``pelvis``. The patient list is read from the zip's central directory
-(no extraction, so it is cheap at DAG-build time); each patient is extracted on its own so
-that patients unpack in parallel. Members are matched by their last three path parts
-(region/patient/file), so an extra top-level folder in a repacked zip does not matter.
+Both archives are laid out as published, one folder per region and patient:
+
+* SynthRAD2023 (``synthrad2023``, Zenodo record 7260705): ``Task1/{brain,pelvis}/<id>/{mr,ct,mask}.nii.gz``
+  with ``Task1/<region>/overview/`` (a spreadsheet per region) beside the patients;
+* SynthRAD2025 (``synthrad2025``): ``Task1/{AB,HN,TH}/<id>/{mr,ct,mask}.mha`` (abdomen, head and
+  neck, thorax).
+
+One reader serves both; a challenge differs only in its regions and its file suffix. The patient
+list is read from the zip's central directory (no extraction, so it is cheap at DAG-build time);
+each patient is extracted on its own so that patients unpack in parallel, byte for byte (the
+members are kept in their published format: mrct.io.volumes reads NIfTI and MetaImage). Members
+are matched by their last three path parts (region/patient/file), so an extra top-level folder
+in a repacked zip does not matter, and region names match whatever their case.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import shutil
 import zipfile
 import zlib
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mrct.io.atomic import atomic_path
@@ -21,41 +30,60 @@ from mrct.sources.local import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
-REGIONS = ("brain", "pelvis")
+
+@dataclass(frozen=True)
+class Challenge:
+    """What differs between the SynthRAD Task 1 archives: their regions and file suffix."""
+
+    name: str
+    regions: tuple[str, ...]
+    suffix: str
+
+
+CHALLENGES = {
+    "synthrad2023": Challenge("synthrad2023", ("brain", "pelvis"), ".nii.gz"),
+    "synthrad2025": Challenge("synthrad2025", ("AB", "HN", "TH"), ".mha"),
+}
 REQUIRED = ("mr", "ct")
 OPTIONAL = ("mask",)
-SUFFIX = ".nii.gz"
+
+
+def challenge_of(name: str) -> Challenge:
+    if name not in CHALLENGES:
+        raise ValueError(f"SynthRAD challenge must be one of {sorted(CHALLENGES)}, got {name!r}")
+    return CHALLENGES[name]
 
 
 def _open(archive: str | Path) -> zipfile.ZipFile:
     archive = Path(archive)
     if not archive.is_file():
-        raise FileNotFoundError(f"{archive}: SynthRAD2023 archive not found")
+        raise FileNotFoundError(f"{archive}: SynthRAD archive not found")
     try:
         return zipfile.ZipFile(archive)
     except zipfile.BadZipFile as error:
         raise ValueError(f"{archive}: not a readable zip archive ({error}); delete it and rerun") from None
 
 
-def _index(zf: zipfile.ZipFile, region: str) -> dict[str, dict[str, str]]:
+def _index(zf: zipfile.ZipFile, region: str, challenge: Challenge) -> dict[str, dict[str, str]]:
     """Map patient -> {modality: member name} for the members of ``region``."""
-    if region not in REGIONS:
-        raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
+    if region.lower() not in {r.lower() for r in challenge.regions}:
+        raise ValueError(f"{challenge.name} region must be one of {challenge.regions}, got {region!r}")
     index: dict[str, dict[str, str]] = defaultdict(dict)
     for name in zf.namelist():
         parts = PurePosixPath(name).parts
-        if len(parts) < 3 or parts[-3].lower() != region or not parts[-1].lower().endswith(SUFFIX):
+        if len(parts) < 3 or parts[-3].lower() != region.lower() or not parts[-1].lower().endswith(challenge.suffix):
             continue
-        modality = parts[-1][: -len(SUFFIX)].lower()
+        modality = parts[-1][: -len(challenge.suffix)].lower()
         if modality in REQUIRED + OPTIONAL:
             index[parts[-2]][modality] = name
     return index
 
 
-def synthrad_patient_ids(archive: str | Path, region: str = "brain") -> list[str]:
+def synthrad_patient_ids(archive: str | Path, region: str = "brain", challenge: str = "synthrad2023") -> list[str]:
     """Sorted ids of the patients of ``region`` that have both an MR and a CT in the archive."""
+    kind = challenge_of(challenge)
     with _open(archive) as zf:
-        index = _index(zf, region)
+        index = _index(zf, region, kind)
     ids = []
     for patient, members in sorted(index.items()):
         missing = [m for m in REQUIRED if m not in members]
@@ -68,30 +96,31 @@ def synthrad_patient_ids(archive: str | Path, region: str = "brain") -> list[str
     if not ids:
         raise ValueError(
             f"{archive}: no {region} patients found; expected members "
-            f"Task1/{region}/<patient>/mr.nii.gz and ct.nii.gz"
+            f"Task1/{region}/<patient>/mr{kind.suffix} and ct{kind.suffix} ({kind.name})"
         )
     return ids
 
 
 def extract_patient(
-    archive: str | Path, region: str, patient: str, out_dir: str | Path
+    archive: str | Path, region: str, patient: str, out_dir: str | Path, challenge: str = "synthrad2023"
 ) -> dict[str, Path]:
-    """Extract ``mr``, ``ct`` (and ``mask`` when present) of one patient to ``out_dir/<name>.nii.gz``.
+    """Extract ``mr``, ``ct`` (and ``mask`` when present) of one patient to ``out_dir/<name><suffix>``.
 
     Each file is written atomically; reading a member to its end checks its CRC-32, so a
     damaged archive raises instead of leaving a corrupt volume.
     """
+    kind = challenge_of(challenge)
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     with _open(archive) as zf:
-        members = _index(zf, region).get(patient)
+        members = _index(zf, region, kind).get(patient)
         if members is None:
             raise ValueError(f"{archive}: patient {patient!r} not found in region {region!r}")
         missing = [m for m in REQUIRED if m not in members]
         if missing:
             raise ValueError(f"{archive}: patient {patient!r} lacks {', '.join(missing)}")
         for modality, member in sorted(members.items()):
-            target = out_dir / f"{modality}{SUFFIX}"
+            target = out_dir / f"{modality}{kind.suffix}"
             try:
                 with zf.open(member) as source, atomic_path(target) as tmp, open(tmp, "wb") as sink:
                     shutil.copyfileobj(source, sink, length=1 << 20)

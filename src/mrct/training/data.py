@@ -1,7 +1,8 @@
 """Training data: the train split's MR and CT PNGs in memory, and seeded per-epoch batches.
 
 The slices are small (a study has a few hundred 256x256 PNGs), so they are read once into
-uint8 tensors; this removes worker processes and their random states from the picture.
+tensors of their stored type (uint16 levels; uint8 for 8-bit slices), converted to [-1, 1] per
+batch by ``gray_to_unit``; this removes worker processes and their random states from the picture.
 Each epoch draws its order and augmentation from a generator seeded with (seed, epoch), so an
 epoch is a pure function of the seed and its index: a resumed run sees exactly the batches an
 uninterrupted run would have seen, with no sampler state to carry around.
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SliceSet:
-    """Train-split slices: ``mr`` and ``ct`` are uint8 tensors [N, S, S]; row i of each is a pair."""
+    """Train-split slices: ``mr`` and ``ct`` are stored levels (uint16 or uint8) [N, S, S]; row i of each is a pair."""
 
     mr: torch.Tensor
     ct: torch.Tensor
@@ -48,6 +49,10 @@ def load_split(manifest: pd.DataFrame, split: str = "train", root: str | Path = 
     shapes = {a.shape for a in mr + ct}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2 or len(set(next(iter(shapes)))) != 1:
         raise ValueError(f"manifest: expected square slices of one size in split {split!r}, got shapes {sorted(shapes)}")
+    for modality, images in (("MR", mr), ("CT", ct)):
+        depths = sorted({str(a.dtype) for a in images})
+        if len(depths) != 1:  # np.stack would silently read 8-bit levels on the 16-bit scale
+            raise ValueError(f"manifest: expected one bit depth for the {modality} slices of split {split!r}, got {depths}")
     names = tuple(Path(p).name for p in rows["ct_png"])
     log.info("loaded %d %s slices of %s px", len(names), split, next(iter(shapes)))
     return SliceSet(torch.from_numpy(np.stack(mr)), torch.from_numpy(np.stack(ct)), names)

@@ -77,7 +77,9 @@ def test_replicates_are_separate_trainings_with_different_weights(crossvalidated
     assert any(not torch.equal(first[k], second[k]) for k in first)
     replicates = pd.read_csv(crossvalidated / "results/tables/replicates.csv")
     assert list(replicates.columns) == ["direction", "metric", "model", "n_replicates", "mean", "sd_between_replicates"]
-    assert (replicates["n_replicates"] == 2).all() and replicates["sd_between_replicates"].notna().any()
+    measured = replicates[replicates["mean"].notna()]  # VIF needs 41 px: no value on these slices
+    assert len(measured) and (measured["n_replicates"] == 2).all()
+    assert measured["sd_between_replicates"].notna().all()
     training = pd.read_csv(crossvalidated / "results/tables/training.csv")
     assert len(training) == 2 * 3 * 2  # models x folds x replicates
     assert set(training.groupby("replicate")["seed"].first()) == {7, 1007}

@@ -56,7 +56,8 @@ E2E: dict[str, Any] = {
     "split": {"train_fraction": 0.5},
     "models": ["scratch", "skimage_photos"],
     "slices": {"size": 48},
-    "reader_study": {"images_per_modality": 4},
+    # three tested patients: the model shown is chosen on one of them, the readers see the other two
+    "reader_study": {"images_per_modality": 4, "model": None, "selection_patients": 1},
 }
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
 from mrct.models.inception import INCEPTION_FILE
-from mrct.models.registry import load_zoo_registry, starts_from_file
+from mrct.models.registry import downloadable_models, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
@@ -112,11 +112,12 @@ def get_pretrained(wildcards):
     return f"resources/pretrained/{wildcards.model}.pth"
 
 
-ZOO_MODELS = sorted(load_zoo_registry())
+# Both zoos (CycleGAN and pix2pix): the models whose start file is downloaded.
+ZOO_MODELS = sorted(downloadable_models())
 
 
 def get_zoo_url(wildcards):
-    return load_zoo_registry()[wildcards.model]["url"]
+    return downloadable_models()[wildcards.model]
 
 
 def get_train_settings(wildcards):

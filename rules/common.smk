@@ -6,6 +6,7 @@ from mrct.config import ConfigError, validate_config
 from mrct.models.inception import INCEPTION_FILE
 from mrct.models.registry import downloadable_models, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
+from mrct.training.settings import check_slice_size
 from mrct.sources import local as local_source
 from mrct.sources.demo import demo_patient_ids
 from mrct.sources.synthrad import synthrad_patient_ids
@@ -13,6 +14,11 @@ from mrct.sources.synthrad import synthrad_patient_ids
 try:
     validate_config(config)
 except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+try:
+    check_slice_size(config)  # U-Nets halve slices.size num_downs times
+except ValueError as error:
     raise WorkflowError(str(error)) from None
 
 DATASET = config["dataset"]["source"]

@@ -149,6 +149,7 @@ def test_settings_of_pix2pix_models_and_the_slice_size_check():
     check_slice_size({**config, "slices": {"size": 256}, "models": ["pix2pix_sat2map"]})
     with pytest.raises(ValueError, match="train.strategy: adapters"):
         settings_from_config({**config, "train": {"strategy": "adapters"}}, "pix2pix_map2sat")
+    assert settings_from_config({**config, "train": {"strategy": "adapters"}}, "pix2pix_scratch").strategy == "full"
 
 
 def test_conditional_discriminator_sees_source_and_target():
@@ -298,3 +299,11 @@ def test_pix2pix_zoo_download_records_the_digest_and_refuses_a_cyclegan_file(fil
         fetch_zoo_weights(file_server.url("sat2map.pth"), bad, arch, lock_file=bad_lock, retries=1, timeout=10,
                           kind="unet")
     assert not bad.exists() and not bad_lock.exists()
+
+
+def test_the_schema_lists_every_registry_model():
+    from mrct.config import load_schema
+    from mrct.models.registry import LOCAL_MODELS
+
+    schema_models = set(load_schema()["properties"]["models"]["items"]["enum"])
+    assert schema_models == {*LOCAL_MODELS, *load_zoo_registry(), *load_pix2pix_zoo()}

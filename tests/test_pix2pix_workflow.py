@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # one full pipeline run, a few minutes on 2 share
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tw.write_workdir(tmp_path_factory.mktemp("pix2pix"), tw.tiny_config(models=MODELS))
-    tw.snakemake(workdir, "--cores", "2", timeout=900)
+    tw.snakemake(workdir, "--cores", "2", timeout=1800)  # latent (UMAP) is slow on a loaded machine
     return workdir
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from mrct.io.png import read_gray_png, write_gray_png
-from mrct.models.networks import ResnetGenerator, from_network_output, to_network_input
+from mrct.models.networks import from_network_output, to_network_input
 from mrct.models.trained import load_trained_generator
 from mrct.slices.manifest import direction as direction_named
 from mrct.slices.manifest import split_rows
@@ -22,9 +22,13 @@ from mrct.slices.manifest import split_rows
 log = logging.getLogger(__name__)
 
 @torch.no_grad()
-def translate_images(generator: ResnetGenerator, images: np.ndarray, batch_size: int = 8,
+def translate_images(generator: torch.nn.Module, images: np.ndarray, batch_size: int = 8,
                      device: str | torch.device = "cpu") -> np.ndarray:
-    """uint8 [N, H, W] -> uint8 [N, H, W] through ``generator`` (3-channel in, channel mean out)."""
+    """uint8 [N, H, W] -> uint8 [N, H, W] through ``generator`` (3-channel in, channel mean out).
+
+    Any trained generator (ResNet or U-Net), in eval mode: batch norms use their running
+    statistics and dropout is off, so a slice's translation does not depend on its batch.
+    """
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"expected uint8 images [N, H, W], got {images.dtype} {images.shape}")
     generator = generator.to(device).eval()
@@ -35,7 +39,7 @@ def translate_images(generator: ResnetGenerator, images: np.ndarray, batch_size:
     return np.concatenate(out) if out else np.zeros_like(images)
 
 
-def predict_direction(generator: ResnetGenerator, rows: pd.DataFrame, direction: str, out_dir: str | Path,
+def predict_direction(generator: torch.nn.Module, rows: pd.DataFrame, direction: str, out_dir: str | Path,
                       root: str | Path = ".", batch_size: int = 8, device: str | torch.device = "cpu") -> list[Path]:
     """Translate the source PNGs of ``rows`` and write them to ``out_dir`` (atomically, one by one)."""
     columns = direction_named(direction)

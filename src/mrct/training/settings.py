@@ -209,12 +209,12 @@ def _pix2pix_settings(config: Mapping[str, Any], model: str) -> TrainSettings:
     else:
         ngf, ndf, d_layers = network.get("ngf", 64), network.get("ndf", 64), network.get("d_layers", 3)
         num_downs = unet_downs_for_size(int(config["slices"]["size"]))
-    if train.get("strategy", "full") == "adapters":
-        raise ValueError(f"train.strategy: adapters are defined for the ResNet generator only; model {model} is "
-                         "a pix2pix U-Net (use full or freeze_encoder, or leave pix2pix models out of `models`)")
     if not starts_from_file(model) and train.get("strategy", "full") != "full":
         log.warning("model %s: strategy %r ignored, a random start trains every layer", model, train["strategy"])
         train["strategy"] = "full"
+    if train.get("strategy", "full") == "adapters":
+        raise ValueError(f"train.strategy: adapters are defined for the ResNet generator only; model {model} is "
+                         "a pix2pix U-Net (use full or freeze_encoder, or leave pix2pix models out of `models`)")
     unused = ("lambda_cycle", "lambda_identity", "lambda_paired", "pool_size", "lambda_l1")
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     passed = {k: v for k, v in train.items() if k in names and k not in unused}

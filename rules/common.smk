@@ -4,8 +4,9 @@ from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
 from mrct.models.inception_file import INCEPTION_FILE
-from mrct.models.registry import load_zoo_registry, starts_from_file
+from mrct.models.registry import downloadable_models, starts_from_file
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
+from mrct.training.settings import check_slice_size
 from mrct.sources import local as local_source
 from mrct.sources.demo import check_mixed_up, demo_patient_ids
 from mrct.sources.patients import choose_patients
@@ -14,6 +15,11 @@ from mrct.sources.synthrad import CHALLENGES, synthrad_patient_ids
 try:
     validate_config(config)
 except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+try:
+    check_slice_size(config)  # U-Nets halve slices.size num_downs times
+except ValueError as error:
     raise WorkflowError(str(error)) from None
 
 DATASET = config["dataset"]["source"]
@@ -148,11 +154,12 @@ def get_pretrained(wildcards):
     return f"resources/pretrained/{wildcards.model}.pth"
 
 
-ZOO_MODELS = sorted(load_zoo_registry())
+# Both zoos (CycleGAN and pix2pix): the models whose start file is downloaded.
+ZOO_MODELS = sorted(downloadable_models())
 
 
 def get_zoo_url(wildcards):
-    return load_zoo_registry()[wildcards.model]["url"]
+    return downloadable_models()[wildcards.model]
 
 
 def get_train_settings(wildcards):

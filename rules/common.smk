@@ -4,10 +4,11 @@ from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
 from mrct.models.inception_file import INCEPTION_FILE
-from mrct.models.registry import load_zoo_registry, starts_from_file
+from mrct.models.registry import downloadable_models, starts_from_file
 from mrct.reader_study.selection import check_selection_metric
 from mrct.slices.manifest import DIRECTIONS as DIRECTION_TABLE
 from mrct.slices.sweep import TAG_PATTERN, Run, Sweep
+from mrct.training.settings import check_slice_size
 from mrct.sources import local as local_source
 from mrct.sources.demo import check_mixed_up, demo_patient_ids
 from mrct.sources.patients import choose_patients
@@ -17,6 +18,11 @@ try:
     validate_config(config)
     check_selection_metric(config["reader_study"]["metric"])
 except (ConfigError, ValueError) as error:
+    raise WorkflowError(str(error)) from None
+
+try:
+    check_slice_size(config)  # U-Nets halve slices.size num_downs times
+except ValueError as error:
     raise WorkflowError(str(error)) from None
 
 DATASET = config["dataset"]["source"]
@@ -203,11 +209,12 @@ def get_pretrained(wildcards):
     return f"resources/pretrained/{wildcards.model}.pth"
 
 
-ZOO_MODELS = sorted(load_zoo_registry())
+# Both zoos (CycleGAN and pix2pix): the models whose start file is downloaded.
+ZOO_MODELS = sorted(downloadable_models())
 
 
 def get_zoo_url(wildcards):
-    return load_zoo_registry()[wildcards.model]["url"]
+    return downloadable_models()[wildcards.model]
 
 
 def get_train_settings(wildcards):

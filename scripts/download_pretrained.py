@@ -5,9 +5,9 @@ from mrct.io.joblog import setup_logging
 log = setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 from mrct.models.pretrained import fetch_zoo_weights  # noqa: E402
-from mrct.models.registry import zoo_architecture  # noqa: E402
+from mrct.models.registry import published_generator  # noqa: E402
 
-arch = {k: zoo_architecture()[k] for k in ("input_nc", "output_nc", "ngf", "n_blocks")}
+kind, arch = published_generator(snakemake.wildcards.model)  # noqa: F821
 fetch_zoo_weights(
     snakemake.params.url,  # noqa: F821
     snakemake.output.weights,  # noqa: F821
@@ -15,4 +15,5 @@ fetch_zoo_weights(
     lock_file=snakemake.params.lock_file,  # noqa: F821
     retries=3,
     timeout=120,
+    kind=kind,
 )

@@ -4,7 +4,10 @@ Each model has two generators (MR->CT and CT->MR). Every test MR and every test 
 through each of them, and the bottleneck the decoder sees (``ResnetGenerator.bottleneck``: the
 output of the last residual block, or of the adapter when the model has one) is summarised per
 slice by the **per-channel mean and standard deviation** over its spatial positions: a vector of
-``2 * C`` features (512 for the zoo's 256 channels), means first.
+``2 * C`` features (512 for the zoo's 256 channels), means first. A pix2pix U-Net's bottleneck
+(``UnetGenerator.bottleneck``) is its innermost level, the output of the deepest down-convolution
+(``8 * ngf`` channels; 1x1 for unet_256 at 256 px, where the standard deviations are 0 and only the
+means carry information); its skip connections pass the rest of the image around it.
 
 Why not the plain global average: every residual block returns ``x + IN(conv(...))`` with instance
 norm without affine parameters, whose per-channel spatial mean is zero, so the global average after

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from mrct.io.png import read_gray_png, write_gray_png
-from mrct.models.networks import ResnetGenerator, from_network_output, to_network_input
+from mrct.models.networks import from_network_output, to_network_input
 from mrct.models.trained import load_trained_generator
 from mrct.slices.geometry import SLICE_DTYPE, to_levels
 from mrct.slices.manifest import direction as direction_named
@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def translate_images(generator: ResnetGenerator, images: np.ndarray, batch_size: int = 8,
+def translate_images(generator: torch.nn.Module, images: np.ndarray, batch_size: int = 8,
                      device: str | torch.device = "cpu") -> np.ndarray:
     """uint8 or uint16 [N, H, W] -> float32 [N, H, W] in [-1, 1] through ``generator``.
 
+    Any trained generator (ResNet or U-Net), in eval mode: batch norms use their running
+    statistics and dropout is off, so a slice's translation does not depend on its batch.
     3-channel in, channel mean out, not rounded: the caller stores it as levels
     (``to_levels(x, -1, 1)``) or maps it straight to physical units (``from_unit``).
     """
@@ -42,7 +44,7 @@ def translate_images(generator: ResnetGenerator, images: np.ndarray, batch_size:
     return np.concatenate(out) if out else np.zeros(images.shape, np.float32)
 
 
-def predict_direction(generator: ResnetGenerator, rows: pd.DataFrame, direction: str, out_dir: str | Path,
+def predict_direction(generator: torch.nn.Module, rows: pd.DataFrame, direction: str, out_dir: str | Path,
                       root: str | Path = ".", batch_size: int = 8, device: str | torch.device = "cpu") -> list[Path]:
     """Translate the source PNGs of ``rows`` and write them to ``out_dir`` (atomically, one by one)."""
     columns = direction_named(direction)

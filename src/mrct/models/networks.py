@@ -163,15 +163,26 @@ class ResnetGenerator(nn.Module):
 
 
 class NLayerDiscriminator(nn.Module):
-    """PatchGAN discriminator; with ``n_layers=3`` each output sees a 70x70 input patch."""
+    """PatchGAN discriminator; with ``n_layers=3`` each output sees a 70x70 input patch.
 
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3) -> None:
+    The conditional discriminator of pix2pix is the same network on (source, target) stacked
+    along the channels (``input_nc = 6``) with ``norm="batch"``.
+    """
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
         super().__init__()
-        if min(input_nc, ndf, n_layers) < 1:
+        if min(input_nc, ndf, n_layers) < 1 or norm not in ("instance", "batch"):
             raise ValueError(
-                f"NLayerDiscriminator: expected positive sizes, got input_nc={input_nc}, "
-                f"ndf={ndf}, n_layers={n_layers}"
+                f"NLayerDiscriminator: expected positive sizes and norm instance or batch, got "
+                f"input_nc={input_nc}, ndf={ndf}, n_layers={n_layers}, norm={norm!r}"
             )
+        # CycleGAN: instance norm, convolutions with bias. pix2pix: batch norm (affine), so the
+        # convolutions before it have no bias, as in the reference.
+        batch = norm == "batch"
+
+        def _d_norm(channels: int) -> nn.Module:
+            return nn.BatchNorm2d(channels) if batch else _norm(channels)
+
         layers: list[nn.Module] = [
             nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
             nn.LeakyReLU(0.2, True),
@@ -180,14 +191,14 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1, bias=True),
-                _norm(ndf * mult),
+                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1, bias=not batch),
+                _d_norm(ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
         prev, mult = mult, min(2**n_layers, 8)
         layers += [
-            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=True),
-            _norm(ndf * mult),
+            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=not batch),
+            _d_norm(ndf * mult),
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1),
         ]
@@ -198,7 +209,8 @@ class NLayerDiscriminator(nn.Module):
 
 
 def init_weights(net: nn.Module, gain: float = 0.02, generator: torch.Generator | None = None) -> nn.Module:
-    """The reference's "normal" initialisation: conv weights ~ N(0, gain), biases 0.
+    """The reference's "normal" initialisation: conv weights ~ N(0, gain), biases 0 (batch-norm
+    scales ~ N(1, gain)).
 
     Adapters keep their own initialisation (zero output layer) so that they start as identity.
     """
@@ -210,6 +222,10 @@ def init_weights(net: nn.Module, gain: float = 0.02, generator: torch.Generator 
                 module.weight.normal_(0.0, gain, generator=generator)
                 if module.bias is not None:
                     module.bias.zero_()
+        elif isinstance(module, nn.BatchNorm2d):  # pix2pix networks: scale ~ N(1, gain), shift 0
+            with torch.no_grad():
+                module.weight.normal_(1.0, gain, generator=generator)
+                module.bias.zero_()
     return net
 
 

@@ -7,6 +7,10 @@ Two kinds of file reach ``resources/pretrained/{model}.pth``:
   (``*.running_mean``, ``*.running_var``, ``*.num_batches_tracked``) although the layers never
   used them; current PyTorch rejects them in a strict load, so they are dropped first. Any other
   difference is an error: a silently partial load would fine-tune a half-random network.
+* an official pix2pix zoo file (``unet_256``, see mrct.models.unet): a bare ``state_dict`` whose
+  batch-norm running statistics are real and must load. Files saved before PyTorch 0.4.1 lack
+  the ``num_batches_tracked`` counters; those (and only those) start at 0, as PyTorch itself does
+  for such files.
 * a ``mrct-pretrained-1`` dict written by ``mrct.models.pretrain_photos``: the state dict plus the
   architecture it was trained with and a label saying where it came from.
 
@@ -21,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from mrct.models.generators import RESNET_KIND, build_generator
 from mrct.models.networks import ResnetGenerator
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,19 @@ def drop_legacy_norm_buffers(
     return kept, dropped
 
 
+def fill_batch_norm_counters(
+    state_dict: Mapping[str, torch.Tensor], net: nn.Module
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Add the ``num_batches_tracked`` counters of ``net``'s batch norms that a pre-0.4.1 file lacks."""
+    filled, added = dict(state_dict), []
+    for name, module in net.named_modules():
+        key = f"{name}.num_batches_tracked"
+        if isinstance(module, nn.BatchNorm2d) and module.track_running_stats and key not in filled:
+            filled[key] = torch.tensor(0, dtype=torch.long)
+            added.append(key)
+    return filled, added
+
+
 def _summarise(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
@@ -94,10 +113,12 @@ def _arch_text(net: torch.nn.Module) -> str:
     return ", ".join(f"{k}={v}" for k, v in arch.items() if k != "adapter_units") or type(net).__name__
 
 
-def load_pretrained_generator(path: str | Path, architecture: Mapping[str, int]) -> ResnetGenerator:
-    """A generator of ``architecture`` with the weights of ``path`` (zoo or mrct-pretrained file).
+def load_pretrained_generator(path: str | Path, architecture: Mapping[str, int],
+                              kind: str = RESNET_KIND) -> nn.Module:
+    """A generator of class ``kind`` and ``architecture`` with the weights of ``path`` (zoo or
+    mrct-pretrained file).
 
-    ``architecture`` holds ResnetGenerator keyword arguments without adapters; adapters are added
+    ``architecture`` holds the class's keyword arguments without adapters; adapters are added
     by the caller afterwards so that pretrained files never need to know about them.
     """
     path = Path(path)
@@ -113,10 +134,13 @@ def load_pretrained_generator(path: str | Path, architecture: Mapping[str, int])
         state = _as_state_dict(path, obj["state_dict"])
     else:
         state = _as_state_dict(path, obj)
-    net = ResnetGenerator(**architecture)
+    net = build_generator(kind, architecture)
     state, dropped = drop_legacy_norm_buffers(state, set(net.state_dict()))
     if dropped:
         log.info("%s: dropped %d legacy instance-norm buffers (e.g. %s)", path, len(dropped), dropped[0])
+    state, added = fill_batch_norm_counters(state, net)
+    if added:
+        log.info("%s: %d batch-norm counters absent (a pre-0.4.1 file), started at 0", path, len(added))
     load_state_dict_strict(net, state, path)
     return net
 
@@ -137,9 +161,9 @@ def save_pretrained_generator(path: str | Path, net: ResnetGenerator, source: st
 
 
 def fetch_zoo_weights(url: str, dest: str | Path, architecture: Mapping[str, int], lock_file: str | Path,
-                      retries: int = 3, timeout: float = 60) -> Path:
+                      retries: int = 3, timeout: float = 60, kind: str = RESNET_KIND) -> Path:
     """Download a zoo generator (sha256 recorded in ``lock_file`` on first download, verified
-    later) and check that it loads strictly into ``architecture``.
+    later) and check that it loads strictly into a ``kind`` generator of ``architecture``.
 
     A file that downloads but does not load (an HTML error page, a truncated or foreign file)
     fails here rather than in training; its lock record is removed with it, so that the next
@@ -151,7 +175,7 @@ def fetch_zoo_weights(url: str, dest: str | Path, architecture: Mapping[str, int
     had_lock, had_file = lock_file.exists(), dest.exists()
     download(url, dest, lock_file=lock_file, retries=retries, timeout=timeout)
     try:
-        net = load_pretrained_generator(dest, architecture)
+        net = load_pretrained_generator(dest, architecture, kind)
     except ValueError:
         if not had_lock:
             lock_file.unlink(missing_ok=True)

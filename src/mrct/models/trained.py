@@ -2,8 +2,9 @@
 
 Training writes one file per direction (``G_mr2ct.pth``, ``G_ct2mr.pth``); prediction, volume
 translation and the latent space read them. Besides the weights, a file records how to rebuild
-the network (architecture, strategy) and what it is (model, where it started, direction, the
-slice size it was trained on), so a file alone is enough to use or audit it.
+the network (its class under ``network``, see mrct.models.generators; architecture, strategy)
+and what it is (model, where it started, direction, the slice size it was trained on), so a file
+alone is enough to use or audit it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from mrct.io.atomic import atomic_path
-from mrct.models.networks import ResnetGenerator
+from mrct.models.generators import RESNET_KIND, build_generator, generator_kind
 
 #: Format tag of a trained generator file.
 GENERATOR_FORMAT = "mrct-generator-1"
 
 
-def save_trained_generator(path: str | Path, net: ResnetGenerator, *, model: str, label: str, direction: str,
+def save_trained_generator(path: str | Path, net: nn.Module, *, model: str, label: str, direction: str,
                            strategy: str, image_size: int) -> None:
     """Write ``net`` (weights on the CPU) with what it is, atomically."""
     payload = {
@@ -29,6 +31,7 @@ def save_trained_generator(path: str | Path, net: ResnetGenerator, *, model: str
         "model": model,
         "label": label,
         "direction": direction,
+        "network": generator_kind(net),
         "architecture": dict(net.architecture),
         "strategy": strategy,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
@@ -37,7 +40,7 @@ def save_trained_generator(path: str | Path, net: ResnetGenerator, *, model: str
         torch.save(payload, tmp)
 
 
-def load_trained_generator(path: str | Path, device: str | torch.device = "cpu") -> ResnetGenerator:
+def load_trained_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Load a generator file written by ``save_trained_generator`` (format ``mrct-generator-1``), eval mode."""
     path = Path(path)
     if not path.is_file():
@@ -49,7 +52,7 @@ def load_trained_generator(path: str | Path, device: str | torch.device = "cpu")
     if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path}: expected a dict with format {GENERATOR_FORMAT!r}, got {found!r}")
-    net = ResnetGenerator(**payload["architecture"])
+    net = build_generator(payload.get("network", RESNET_KIND), payload["architecture"])
     try:
         net.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as error:

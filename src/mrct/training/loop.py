@@ -36,10 +36,18 @@ from mrct.training.build import CycleGANNets, build_networks
 from mrct.training.checkpoint import CheckpointClock, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mrct.training.data import SliceSet, epoch_batches, load_split, n_batches
 from mrct.training.hardware import autocast_dtype, backend_flags, memory_format, place
+from mrct.training.pix2pix_build import build_pix2pix_networks
+from mrct.training.pix2pix_step import pix2pix_train_step
 from mrct.training.pool import ImagePool
 from mrct.training.settings import TrainSettings
 from mrct.training.signals import StopRequest, TrainingInterrupted, stop_on_signals
 from mrct.training.step import Optimisers, train_step
+
+#: Per model family (mrct.models.registry): how its networks are built and how one step trains them.
+FAMILY_TRAINING = {
+    "cyclegan": (build_networks, train_step),
+    "pix2pix": (build_pix2pix_networks, pix2pix_train_step),
+}
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +195,8 @@ class Progress:
 
 
 def _start(s: TrainSettings, pretrained: str | Path | None, device: torch.device) -> RunState:
-    nets = build_networks(s, pretrained)
+    build, _ = FAMILY_TRAINING[s.family]
+    nets = build(s, pretrained)
     for _, net in nets.items():
         place(net, s, device)
     opt = make_optimisers(nets, s, device)
@@ -215,12 +224,13 @@ def _run_epoch(run: RunState, data: SliceSet, progress: Progress, s: TrainSettin
     lr = run.opt.generators.param_groups[0]["lr"]
     memory = memory_format(s, device)
     count = n_batches(data, s.batch_size)
-    batches = epoch_batches(data, progress.epoch, s.seed, s.batch_size, s.lambda_paired > 0, s.load_factor,
+    _, step = FAMILY_TRAINING[s.family]
+    batches = epoch_batches(data, progress.epoch, s.seed, s.batch_size, s.paired_data, s.load_factor,
                             s.flip, skip=progress.step)
     desc = f"{s.model} epoch {progress.epoch + 1}/{s.total_epochs}"
     for mr, ct in tqdm(batches, initial=progress.step, total=count, desc=desc, mininterval=5.0, ascii=True):
         mr, ct = _to_device(mr, device, memory), _to_device(ct, device, memory)
-        progress.add(train_step(run.nets, run.opt, run.pools, mr, ct, s, device))
+        progress.add(step(run.nets, run.opt, run.pools, mr, ct, s, device))
         progress.seconds = time.perf_counter() - tic
         if progress.step < count:
             between_steps()

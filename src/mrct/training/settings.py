@@ -13,7 +13,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from mrct.models.registry import model_info, starts_from_file, uses_zoo_networks, zoo_architecture
+from mrct.models.registry import (
+    is_pix2pix_zoo_model,
+    is_zoo_model,
+    model_family,
+    model_info,
+    pix2pix_zoo_architecture,
+    starts_from_file,
+    uses_zoo_networks,
+    zoo_architecture,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,10 @@ class TrainSettings:
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     lambda_paired: float = 0.0
+    #: pix2pix models: weight of the L1 term (the reference 100); 0 for CycleGAN models.
+    lambda_l1: float = 0.0
+    #: pix2pix models: U-Net down-samplings (8 for the zoo's unet_256); 0 for CycleGAN models.
+    num_downs: int = 0
     pool_size: int = 50
     load_factor: float = 1.125
     flip: bool = True
@@ -75,12 +88,36 @@ class TrainSettings:
         return self.n_epochs + self.n_epochs_decay
 
     @property
-    def generator_architecture(self) -> dict[str, int]:
-        """ResnetGenerator kwargs of the pretrained part (adapters are added on top)."""
+    def family(self) -> str:
+        """``cyclegan`` or ``pix2pix``, from the model registry."""
+        return model_family(self.model)
+
+    @property
+    def paired_data(self) -> bool:
+        """Whether batches keep the registered MR/CT pairs together (pix2pix, or a paired L1 term)."""
+        return self.family == "pix2pix" or self.lambda_paired > 0
+
+    @property
+    def generator_kind(self) -> str:
+        """The generator class (mrct.models.generators): the U-Net for pix2pix, else the ResNet."""
+        return "unet" if self.family == "pix2pix" else "resnet"
+
+    @property
+    def generator_architecture(self) -> dict[str, Any]:
+        """Generator kwargs of the pretrained part (adapters are added on top)."""
+        if self.family == "pix2pix":
+            return {"input_nc": 3, "output_nc": 3, "num_downs": self.num_downs, "ngf": self.ngf, "use_dropout": True}
         return {"input_nc": 3, "output_nc": 3, "ngf": self.ngf, "n_blocks": self.n_blocks}
 
     def check_image_size(self, size: int) -> None:
-        """The PatchGAN halves the image ``d_layers`` times, then applies two 4x4 convolutions."""
+        """The PatchGAN halves the image ``d_layers`` times, then applies two 4x4 convolutions; a
+        U-Net halves it ``num_downs`` times."""
+        if self.family == "pix2pix" and size % 2**self.num_downs:
+            raise ValueError(
+                f"slices.size: model {self.model} is a U-Net with {self.num_downs} down-samplings and needs "
+                f"slices whose side is a multiple of {2**self.num_downs} px, got {size}"
+                + (" (the pix2pix zoo's unet_256: set slices.size to 256)" if is_pix2pix_zoo_model(self.model) else "")
+            )
         side = size
         for _ in range(self.d_layers):
             side = (side + 2 - 4) // 2 + 1
@@ -110,8 +147,12 @@ def settings_from_config(config: Mapping[str, Any], model: str) -> TrainSettings
     the reference discriminator (ndf 64); ``scratch`` and ``skimage_photos`` use the config's
     ``network`` section.
     The cycle weight is ``train.lambda_cycle`` or, when null, the model's registry value.
+    pix2pix models: see ``_pix2pix_settings``.
     """
+    if model_family(model) == "pix2pix":
+        return _pix2pix_settings(config, model)
     train = dict(config.get("train", {}))
+    train.pop("lambda_l1", None)  # a pix2pix weight: changing it must not rerun CycleGAN models
     network = dict(config.get("network", {}))
     if uses_zoo_networks(model):
         arch = zoo_architecture()
@@ -139,3 +180,66 @@ def settings_from_config(config: Mapping[str, Any], model: str) -> TrainSettings
         lambda_cycle=float(lambda_cycle),
         **passed,
     )
+
+
+def unet_downs_for_size(size: int, most: int = 8) -> int:
+    """Down-samplings of a U-Net for ``size`` px slices: as many halvings as divide ``size``, at most
+    ``most`` (the reference unet_256's 8), so a power of two reaches a 1x1 bottleneck as unet_256 does."""
+    downs = 0
+    while downs < most and size % 2 ** (downs + 1) == 0:
+        downs += 1
+    if downs < 2:
+        raise ValueError(f"slices.size: a U-Net needs a side divisible by 4, got {size}")
+    return downs
+
+
+def _pix2pix_settings(config: Mapping[str, Any], model: str) -> TrainSettings:
+    """Settings of a pix2pix model: the pix2pix objective, the U-Net and a batch-norm PatchGAN.
+
+    The zoo models use the zoo's unet_256 (8 down-samplings, ngf 64) and the reference
+    discriminator (ndf 64, 3 layers); ``pix2pix_scratch`` takes the ``network`` section's widths
+    and as many down-samplings as ``slices.size`` allows, up to unet_256's 8 (a 1x1 bottleneck
+    for a power of two, as unet_256 has at 256 px). The CycleGAN terms are off (no cycle,
+    identity or image pool: the reference pix2pix has none) so that changing them does not
+    rerun a pix2pix model; the L1 weight is ``train.lambda_l1``.
+    """
+    train = dict(config.get("train", {}))
+    network = dict(config.get("network", {}))
+    if is_pix2pix_zoo_model(model):
+        arch = pix2pix_zoo_architecture()
+        ngf, num_downs, ndf, d_layers = arch["ngf"], arch["num_downs"], ZOO_NDF, 3
+    else:
+        ngf, ndf, d_layers = network.get("ngf", 64), network.get("ndf", 64), network.get("d_layers", 3)
+        num_downs = unet_downs_for_size(int(config["slices"]["size"]))
+    if not starts_from_file(model) and train.get("strategy", "full") != "full":
+        log.warning("model %s: strategy %r ignored, a random start trains every layer", model, train["strategy"])
+        train["strategy"] = "full"
+    if train.get("strategy", "full") == "adapters":
+        raise ValueError(f"train.strategy: adapters are defined for the ResNet generator only; model {model} is "
+                         "a pix2pix U-Net (use full or freeze_encoder, or leave pix2pix models out of `models`)")
+    unused = ("lambda_cycle", "lambda_identity", "lambda_paired", "pool_size", "lambda_l1")
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    passed = {k: v for k, v in train.items() if k in names and k not in unused}
+    return TrainSettings(
+        model=model,
+        seed=int(config["seed"]),
+        ngf=int(ngf),
+        n_blocks=0,
+        ndf=int(ndf),
+        d_layers=int(d_layers),
+        num_downs=int(num_downs),
+        lambda_cycle=0.0,
+        lambda_identity=0.0,
+        lambda_paired=0.0,
+        pool_size=0,
+        lambda_l1=float(train.get("lambda_l1", 100.0)),
+        **passed,
+    )
+
+
+def check_slice_size(config: Mapping[str, Any]) -> None:
+    """Fail while the DAG is built when a configured U-Net cannot take ``slices.size`` px slices."""
+    for model in config["models"]:
+        settings = settings_from_config(config, model)
+        if settings.family == "pix2pix":
+            settings.check_image_size(int(config["slices"]["size"]))

@@ -10,9 +10,11 @@ the page still loads nothing from elsewhere.
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shutil
-import io
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -327,3 +329,39 @@ def test_the_full_significance_table_is_folded_and_downloadable(study: ReportInp
     assert section.index("<details>") < section.index("<table>")  # folded: no table before the <details>
     assert 'download="significance.csv" href="data:text/csv;base64,' in section
 
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+FIRST_SCREEN = {"width": 1280, "height": 900}
+
+
+def first_screen(page_path: Path, screenshot: Path | None = None) -> tuple[float, dict]:
+    """Open a report in headless Chromium (Debian's, never Playwright's download): seconds until
+    loaded, where the summary's first table sits, and a screenshot of the first screen if asked."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=FIRST_SCREEN)
+        start = time.perf_counter()
+        page.goto(page_path.resolve().as_uri(), wait_until="load")
+        seconds = time.perf_counter() - start
+        box = page.locator("table.summary").first.bounding_box()
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot))
+        browser.close()
+    return seconds, box
+
+
+def test_report_opens_in_chromium_in_seconds_with_the_answer_on_the_first_screen(page: str, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium is missing: no {CHROMIUM} (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the Playwright package is missing (pip install playwright)")
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    shots = os.environ.get("MRCT_REPORT_SCREENSHOTS")
+    seconds, box = first_screen(path, Path(shots) / "report_study_shape.png" if shots else None)
+    assert seconds < 10, f"{check_size(page):.1f} MB report took {seconds:.1f} s to load"
+    assert box is not None and box["y"] < FIRST_SCREEN["height"]  # the ranked table starts on the first screen

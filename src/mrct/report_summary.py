@@ -60,7 +60,8 @@ def summary_rows(metric_table: pd.DataFrame, significance: pd.DataFrame, replica
 
     Columns: rank, model, mean (the ranking metric), control, and per forest metric m:
     ``{m}:difference``, ``{m}:ci_low``, ``{m}:ci_high``, ``{m}:p_value``, ``{m}:p_holm``, ``{m}:n``,
-    ``{m}:significant``; ``seed_sd`` and ``n_replicates`` of the ranking metric (NaN without replicates).
+    ``{m}:significant``; ``seed_sd`` and ``n_replicates`` of the ranking metric (NaN without a
+    replicates table row).
     """
     ranked = ranked_models(metric_table)
     metrics = direction_metrics(significance, direction) or [RANKING_METRIC]
@@ -80,14 +81,14 @@ def summary_rows(metric_table: pd.DataFrame, significance: pd.DataFrame, replica
                            f"{metric}:ci_high": first["ci_high"], f"{metric}:p_value": first["p_value"],
                            f"{metric}:p_holm": first["p_holm"], f"{metric}:n": first["n"],
                            f"{metric}:significant": bool(first["significant"])})
-            if metric == RANKING_METRIC:
-                record["seed_sd"] = first["sd_between_replicates"]
-                record["n_replicates"] = first["n_replicates"]
         records.append(record)
     table = pd.DataFrame.from_records(records)
-    for column in ("seed_sd", "n_replicates"):
-        if column not in table.columns:
-            table[column] = math.nan
+    table["seed_sd"], table["n_replicates"] = math.nan, math.nan
+    if replicates is not None:  # the control's own spread too
+        own = replicates[(replicates["direction"] == direction) & (replicates["metric"] == RANKING_METRIC)]
+        spread = own.drop_duplicates("model").set_index("model")
+        table["seed_sd"] = table["model"].map(spread["sd_between_replicates"])
+        table["n_replicates"] = table["model"].map(spread["n_replicates"])
     return table
 
 

@@ -129,7 +129,7 @@ def forest_plot(rows: pd.DataFrame, direction: str, metrics: Sequence[str], orde
     shaded bar: ± one seed-to-seed SD around the point (models trained with several seeds).
     """
     n = max(len(order), 1)
-    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.1 * max(len(metrics), 1) + 1.6, 0.24 * n + 1.3),
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(2.9 * max(len(metrics), 1) + 1.6, 0.24 * n + 1.3),
                              sharey=True, squeeze=False)
     y = {model: n - 1 - i for i, model in enumerate(order)}
     for ax, metric in zip(axes[0], metrics, strict=False):

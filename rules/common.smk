@@ -284,4 +284,4 @@ def get_replicates_table(wildcards):
     workflow writes it; else none, and the summary and the forest plots show no seed spread.
     """
     produced = any(REPLICATES_TABLE in rule.output for rule in workflow.rules)
-    return [REPLICATES_TABLE] if produced else []
+    return REPLICATES_TABLE if produced else []

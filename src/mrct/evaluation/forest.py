@@ -29,6 +29,7 @@ import pandas as pd  # noqa: E402
 
 from mrct.evaluation.metrics import HIGHER_IS_BETTER  # noqa: E402
 from mrct.evaluation.tables import LABELS  # noqa: E402
+from mrct.slices.manifest import DIRECTIONS  # noqa: E402
 
 #: The metric that ranks the models: SSIM inside the head mask, where the air does not dominate.
 RANKING_METRIC = "ssim_masked"
@@ -42,7 +43,8 @@ FOREST_METRICS = {
     "ct2mr": [RANKING_METRIC, "psnr_masked", "mae_masked"],
 }
 REPLICATE_COLUMNS = ["direction", "metric", "model", "n_replicates", "mean", "sd_between_replicates"]
-DIRECTION_TITLES = {"mr2ct": "MR → CT", "ct2mr": "CT → MR"}
+#: Short titles of the directions ("MR → CT"), as the report's tables are keyed.
+DIRECTION_TITLES = {key: value.title.split(" (")[0] for key, value in DIRECTIONS.items()}
 
 
 def read_significance(path: str | Path) -> pd.DataFrame:

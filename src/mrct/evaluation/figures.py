@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from mrct.evaluation.evaluate import prediction_path  # noqa: E402
+from mrct.evaluation.forest import RANKING_METRIC  # noqa: E402
 from mrct.evaluation.metrics import HIGHER_IS_BETTER  # noqa: E402
 from mrct.io.atomic import atomic_path  # noqa: E402
 from mrct.io.png import read_gray_png  # noqa: E402
@@ -42,7 +43,7 @@ def figure_slices(manifest: pd.DataFrame, n_slices: int) -> pd.DataFrame:
 
 
 def figure_models(slices: pd.DataFrame, models: Sequence[str], direction: str, control: str, n_best: int,
-                  metric: str = "ssim_masked") -> list[str]:
+                  metric: str = RANKING_METRIC) -> list[str]:
     """The models a translation grid shows: the control, then the ``n_best`` others by ``metric``.
 
     ``metric`` is averaged over the direction's test slices, as the metric tables do, so the grid

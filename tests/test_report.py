@@ -225,7 +225,7 @@ def test_forest_plots_are_in_the_summary_and_sorted_by_effect(project, tmp_path)
         save_figure(direction_forest_plot(significance, None, direction), project.forest_plots[direction])
     page = build_report(project)
     summary = page[page.index('<section id="summary">'):page.index('<section id="data">')]
-    assert summary.count("<img") == 2 and "Forest plot: forest_ct2mr" in summary
+    assert summary.count("<img") == 2 and "Forest plot, CT → MR" in summary
 
 
 def test_translation_grids_show_the_control_and_the_best_models():

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mrct.evaluation.forest import RANKING_METRIC, read_significance
+from mrct.evaluation.forest import DIRECTION_TITLES, RANKING_METRIC, read_significance
 from mrct.evaluation.significance import unit_summary
 from mrct.evaluation.tables import (
     GROUP_TITLES,
@@ -384,7 +384,9 @@ def reader_study_kit_html(key: Path | None, screenshots: list[Path],
 def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
-    forest = {direction_key(d): image_tag(p, f"Forest plot: {Path(p).stem}") for d, p in inputs.forest_plots.items()}
+    forest = {direction_key(d): image_tag(p, f"Forest plot, {DIRECTION_TITLES[direction_key(d)]}: each model's "
+                                             "difference to the control (see Significance for the method)")
+              for d, p in inputs.forest_plots.items()}
     body: dict[str, str] = {
         "summary": summary_html(inputs.metric_tables, inputs.significance, inputs.replicates, forest, inputs.alpha),
         "data": data_section(manifest),

@@ -306,9 +306,16 @@ def test_summary_ranks_the_models_as_the_tables_do(study: ReportInputs, page: st
             assert row[3].startswith(format_value(test["mean_difference"], RANKING_METRIC) + " [")
             assert row[4] == f"{test['p_value']:.3g}" and row[5] == f"{test['p_holm']:.3g}" and row[6] == "18"
             assert re.fullmatch(r"\d\.\d+ \(3\)", row[7])  # seed SD (replicates)
-    # The answer comes first, then the sentence about what n allows.
+    # The answer comes first, then the sentence about what n allows, its counts from the table itself.
     assert page.index('id="summary"') < page.index('id="data"')
-    assert "At n = 18 test patients" in page and "cannot be told apart from scratch" in page
+    for direction in ("mr2ct", "ct2mr"):
+        tests = significance[(significance["direction"] == direction) & (significance["metric"] == RANKING_METRIC)]
+        better = int((tests["significant"] & (tests["mean_difference"] > 0)).sum())
+        worse = int((tests["significant"] & (tests["mean_difference"] < 0)).sum())
+        assert 0 < better and 0 < worse and better + worse < len(tests)  # the fixture has all three kinds
+        assert (f"At n = 18 test patients, {better} of {len(tests)} models are better than scratch on SSIM in mask "
+                f"after Holm correction (α = 0.05) and {worse} worse; the other {len(tests) - better - worse} cannot "
+                "be told apart from scratch") in page
 
 
 def test_every_qa_figure_but_the_flagged_ones_is_folded(page: str) -> None:

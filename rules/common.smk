@@ -318,3 +318,14 @@ def get_reader_study_screenshots(wildcards):
     tests/test_reader_study_browser.py with MRCT_READER_STUDY_SCREENSHOTS set)."""
     folder = Path(workflow.basedir) / "docs" / "img"
     return sorted(str(p) for p in folder.glob("reader_study_*.png"))
+
+
+REPLICATES_TABLE = "results/tables/replicates.csv"
+
+
+def get_replicates_table(wildcards):
+    """The seed-to-seed spread per model (results/tables/replicates.csv) where a rule of the
+    workflow writes it; else none, and the summary and the forest plots show no seed spread.
+    """
+    produced = any(REPLICATES_TABLE in rule.output for rule in workflow.rules)
+    return REPLICATES_TABLE if produced else []

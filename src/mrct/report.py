@@ -6,7 +6,6 @@ is a list of sections, and keeping it dependency-free lets it be read offline in
 
 from __future__ import annotations
 
-import base64
 import html
 import logging
 import platform
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mrct.evaluation.forest import DIRECTION_TITLES, RANKING_METRIC, read_significance
 from mrct.evaluation.significance import unit_summary
 from mrct.evaluation.tables import (
     GROUP_TITLES,
@@ -31,15 +31,18 @@ from mrct.evaluation.tables import (
 from mrct.io.atomic import write_text_atomic
 from mrct.evaluation.volumes import volume_table_cells
 from mrct.preprocess.registration_qa import read_registration_qa
+from mrct.report_images import check_size, figure_html, qa_figures_html
+from mrct.report_summary import csv_download, direction_key, summary_html
 
 log = logging.getLogger(__name__)
 
 SECTIONS = {
+    "summary": "The answer",
     "data": "Data and split",
     "preprocessing": "Preprocessing QA",
     "tables": "Metric tables",
     "volumes": "HU metrics on whole volumes",
-    "significance": "Significance against scratch",
+    "significance": "Significance against the control",
     "fid": "Distribution distance (FID)",
     "figures": "Figures",
     "latent": "Latent space",
@@ -53,7 +56,9 @@ PACKAGES = ["mrct", "torch", "numpy", "scipy", "pandas", "scikit-image", "scikit
 CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}
 table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
 th{background:#eee}img{max-width:100%}.synthetic,.flagged{background:#fdd;border:2px solid #c00;padding:0.5em;font-weight:bold}
-nav a{margin-right:1em}figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f6f6f6;padding:0.5em;overflow:auto}"""
+nav a{margin-right:1em}figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f6f6f6;padding:0.5em;overflow:auto}
+.answer{font-size:1.05em;border-left:4px solid #2166ac;padding-left:0.6em}.note{font-size:0.85em;color:#555}
+details{margin:0.3em 0}summary{cursor:pointer}details.qa{border:1px solid #ddd;padding:0.2em 0.5em}"""
 
 
 @dataclass
@@ -63,6 +68,8 @@ class ReportInputs:
     manifest: Path
     metric_tables: dict[str, Path]  # direction -> results/tables/metrics_{direction}.csv
     significance: Path
+    replicates: Path | None = None  # results/tables/replicates.csv (seed-to-seed spread), where written
+    forest_plots: dict[str, Path] = field(default_factory=dict)  # direction (mr2ct) -> forest plot PNG
     volumes: Path | None = None  # results/tables/metrics_volumes.csv
     qa_images: list[Path] = field(default_factory=list)
     registration_qa: Path | None = None  # results/preprocessed/registration_qa.csv
@@ -83,13 +90,8 @@ class ReportInputs:
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
-    """An <img> with the PNG inlined as a data: URI (the report must work with no network)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: expected a PNG image for the report, file not found")
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = html.escape(caption if caption is not None else path.stem)
-    return f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+    """An <img> with the PNG inlined as a data: URI at display size (the report must work with no network)."""
+    return figure_html(path, caption if caption is not None else Path(path).stem)
 
 
 def frame_to_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
@@ -127,9 +129,6 @@ def metric_table_html(table: pd.DataFrame) -> str:
     return "".join(blocks)
 
 
-RANKING_METRIC = "ssim_masked"
-
-
 def ranking_line(table: pd.DataFrame) -> str:
     """The models ordered by mean SSIM inside the head mask, the metric that ranks them."""
     column = f"{RANKING_METRIC}_avg"
@@ -158,18 +157,21 @@ TABLES_NOTE = (
     "ratio of information sums over the windows centred in the head.</p>"
 )
 
-SIGNIFICANCE_COLUMNS = ["direction", "metric", "model", "n", "mean_difference", "ci_low", "ci_high", "method",
+SIGNIFICANCE_COLUMNS = ["direction", "metric", "model", "control", "n", "mean_difference", "ci_low", "ci_high", "method",
                         "p_value", "p_min_attainable", "p_holm", "rank_biserial", "better", "significant", "note"]
 
 
-def significance_html(table: pd.DataFrame, alpha: float) -> str:
-    """The unit of analysis and n in words, the per-patient tests, and the per-slice ones folded away."""
+def significance_html(table: pd.DataFrame, alpha: float, csv: Path | None = None) -> str:
+    """The unit of analysis and n in words; the per-patient tests (every one, about 650 rows at the
+    study's shape: folded away, the forest plots of the summary show the main metrics) and the
+    per-slice ones folded away; the table as a CSV download."""
+    controls = ", ".join(sorted(set(table["control"].astype(str)))) if "control" in table.columns else "scratch"
     method = (
         "<p>Unit of analysis: <b>the patient</b>. Each metric is averaged over a patient's test slices; the "
-        "per-patient differences to scratch are tested with a paired two-sided Wilcoxon signed-rank test "
+        f"per-patient differences to the control ({html.escape(controls)}) are tested with a paired two-sided Wilcoxon signed-rank test "
         "(exact where possible; <i>n</i> = number of test patients; <i>p_min_attainable</i> = the smallest "
         "p-value the test can give for that n), Holm-corrected per direction and metric; the 95 % CI of the "
-        "mean difference (model − scratch) is a patient-level bootstrap (patients resampled with "
+        "mean difference (model − control) is a patient-level bootstrap (patients resampled with "
         "replacement). Effect size: matched-pairs rank-biserial correlation.</p>"
     )
     sentences = "".join(f"<li>{html.escape(line)}</li>" for line in unit_summary(table, alpha))
@@ -178,7 +180,10 @@ def significance_html(table: pd.DataFrame, alpha: float) -> str:
     patient = table[table["unit"] == "patient"]
     per_slice = table[table["unit"] == "slice"]
     shown = [c for c in SIGNIFICANCE_COLUMNS if c in table.columns]
-    body = method + f"<ul>{sentences}</ul>" + frame_to_html(patient[shown])
+    download = f"<p>The whole table as CSV: {csv_download(csv, 'significance.csv')}.</p>" if csv is not None else ""
+    body = (method + f"<ul>{sentences}</ul>" + "<p>The forest plots of the summary show the main metrics.</p>"
+            + download + f"<details><summary>Per-patient tests: all {len(patient)} rows (direction × metric × "
+            "model)</summary>" + frame_to_html(patient[shown]) + "</details>")
     if len(per_slice):
         body += ("<details><summary>Per-slice tests (unit = slice; slices of a patient are not independent, "
                  "so these p-values are too small: for comparison only)</summary>"
@@ -211,14 +216,18 @@ def volumes_section(path: Path | None, hu_clip: list[float] | None = None) -> st
     return VOLUMES_NOTE.format(clip=clip) + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def data_section(manifest: pd.DataFrame) -> str:
+def synthetic_banner(manifest: pd.DataFrame) -> str:
+    """The warning above everything else, the summary included, when the data are synthetic."""
     synthetic = bool(manifest["synthetic"].astype(bool).any()) if "synthetic" in manifest else False
-    banner = ('<p class="synthetic">SYNTHETIC DEMO DATA: these numbers say nothing about real MR/CT '
-              "synthesis.</p>") if synthetic else ""
+    return ('<p class="synthetic">SYNTHETIC DEMO DATA: these numbers say nothing about real MR/CT '
+            "synthesis.</p>") if synthetic else ""
+
+
+def data_section(manifest: pd.DataFrame) -> str:
     per_split = (manifest.groupby("split").agg(patients=("patient", "nunique"), slices=("slice", "size"))
                  .reset_index())
     patients = manifest.groupby(["split", "patient"]).size().rename("slices").reset_index()
-    return banner + frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
+    return frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
 
 
 def patients_html(table: pd.DataFrame) -> str:
@@ -421,22 +430,30 @@ def reader_study_kit_html(key: Path | None, screenshots: list[Path],
 def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
-    body: dict[str, str] = {"data": data_section(manifest)}
+    forest = {direction_key(d): image_tag(p, f"Forest plot, {DIRECTION_TITLES[direction_key(d)]}: each model's "
+                                             "difference to the control (see Significance for the method)")
+              for d, p in inputs.forest_plots.items()}
+    body: dict[str, str] = {
+        "summary": summary_html(inputs.metric_tables, inputs.significance, inputs.replicates, forest, inputs.alpha),
+        "data": data_section(manifest),
+    }
     if inputs.patients is not None:
         # Centres are letters, empty where unknown: read as text, not as NaN.
         body["data"] += patients_html(pd.read_csv(inputs.patients, dtype=str, keep_default_na=False))
-    registration = ""
+    registration, flagged = "", {}
     if inputs.registration_qa is not None:
         qa = read_registration_qa(inputs.registration_qa)
         body["data"] += excluded_section(qa, manifest)
         registration = registration_qa_section(qa, manifest)
-    body["preprocessing"] = registration + "".join(image_tag(p, f"{Path(p).parent.name}: bias field and registration QA") for p in inputs.qa_images) or "<p>No QA images.</p>"
+        flagged = dict(zip(qa.loc[qa["flagged"], "patient"].astype(str), qa.loc[qa["flagged"], "reason"].astype(str),
+                           strict=True))
+    body["preprocessing"] = registration + qa_figures_html(inputs.qa_images, flagged, "bias field and registration QA") or "<p>No QA images.</p>"
     body["tables"] = "".join(
         f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()
     ) + TABLES_NOTE
     body["volumes"] = volumes_section(inputs.volumes, inputs.config.get("evaluate", {}).get("hu_clip"))
-    body["significance"] = significance_html(pd.read_csv(inputs.significance), inputs.alpha)
+    body["significance"] = significance_html(read_significance(inputs.significance), inputs.alpha, inputs.significance)
     if inputs.fid is not None:
         body["fid"] = fid_section(inputs.fid)
     if inputs.reader_analysis is not None:
@@ -453,9 +470,11 @@ def build_report(inputs: ReportInputs) -> str:
         f'<section id="{key}"><h2>{html.escape(title)}</h2>{body[key]}</section>' for key, title in shown.items()
     )
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mrct report</title>'
-            f"<style>{CSS}</style></head><body><h1>mrct: MR ↔ CT synthesis report</h1><nav>{nav}</nav>{sections}</body></html>\n")
+            f"<style>{CSS}</style></head><body><h1>mrct: MR ↔ CT synthesis report</h1>{synthetic_banner(manifest)}"
+            f"<nav>{nav}</nav>{sections}</body></html>\n")
 
 
 def write_report(inputs: ReportInputs, target: str | Path) -> None:
-    write_text_atomic(target, build_report(inputs))
-    log.info("report written to %s", target)
+    page = build_report(inputs)
+    write_text_atomic(target, page)
+    log.info("report written to %s (%.1f MB)", target, check_size(page))

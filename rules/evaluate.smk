@@ -23,8 +23,8 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-# SynthRAD2023 HU metrics of each test patient's whole synthetic CT volume (float HU, CT grid,
-# body mask). The test patients are known when the DAG is built (get_test_patients); the script
+# SynthRAD2023 HU metrics, SynthRAD2025's MS-SSIM and tissue overlap of each test patient's whole
+# synthetic CT volume (float HU, CT grid, body mask). The test patients are known when the DAG is built (get_test_patients); the script
 # checks them against the manifest.
 rule evaluate_volumes:
     input:
@@ -43,6 +43,7 @@ rule evaluate_volumes:
         mem_mb=4000,
     params:
         hu_clip=config["evaluate"]["hu_clip"],
+        tissue_hu=config["evaluate"]["tissue_hu"],
     script:
         "../scripts/evaluate_volumes.py"
 

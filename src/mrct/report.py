@@ -182,7 +182,12 @@ def significance_html(table: pd.DataFrame, alpha: float) -> str:
 VOLUMES_NOTE = (
     "<p>MR → CT per test patient on the whole synthetic CT volume (every axial slice of the registered MR "
     "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
-    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to [-1024, 3000] HU. Mean ± sample STD "
+    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to [-1024, 3000] HU. MS-SSIM: SynthRAD2025's "
+    "masked multi-scale SSIM (five scales, masked mean per scale, on the same clipped range). Tissue overlap: "
+    "air, soft tissue and bone of the synthetic and the real CT inside the body mask by the HU thresholds of "
+    "<code>evaluate.tissue_hu</code>, compared by Dice and 95th-percentile Hausdorff distance in mm (n/a where "
+    "a class is absent, e.g. no air inside the mask). Anatomical labels (TotalSegmentator, as SynthRAD2025 "
+    "scores): not computed, neither it nor its weights are part of the pipeline. Mean ± sample STD "
     "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
     "from the 8-bit PNGs instead (windowed and quantised).</p>"
 )

@@ -199,13 +199,13 @@ rule download_inception:
 
 
 # FID per model and direction: with the Inception weights when present (else a "not computed"
-# note, never a number), and always in the scratch generator's feature space (no download).
+# note, never a number), and always in a fixed random network's feature space (no download, no
+# compared model's weights).
 # The device (train.device) is read as an untracked setting: moving to a GPU reruns nothing.
 rule fid:
     input:
         manifest=rules.split.output.manifest,
         predictions=get_prediction_dirs,
-        scratch=get_fid_scratch_generators,
         inception=get_inception_weights,
     output:
         table=report(

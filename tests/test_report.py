@@ -81,7 +81,7 @@ def project(tmp_path):
     (tmp_path / "bench" / "train").mkdir(parents=True)
     (tmp_path / "bench" / "train" / "scratch.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t300.1\n")
     pd.DataFrame([{"model": "scratch", "direction": "mr2ct", "n_real": 4, "n_fake": 4, "fid_inception": None,
-                   "fid_scratch_encoder": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
+                   "fid_random_embedding": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
                  ).to_csv(tmp_path / "fid.csv", index=False)
     return ReportInputs(manifest=tmp_path / "manifest.csv", metric_tables=tables, significance=tmp_path / "significance.csv",
                         qa_images=qa, figures=figures, latent_grid=grid, latent_plots=[grid], separability=tmp_path / "sep.csv",

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mrct.evaluation.fid import ranking_fid
 from mrct.evaluation.significance import unit_summary
 from mrct.evaluation.tables import (
     GROUP_TITLES,
@@ -30,6 +31,7 @@ from mrct.evaluation.tables import (
 )
 from mrct.io.atomic import write_text_atomic
 from mrct.evaluation.volumes import volume_table_cells
+from mrct.models.random_embedding import DESCRIPTION
 from mrct.preprocess.registration_qa import read_registration_qa
 
 log = logging.getLogger(__name__)
@@ -284,13 +286,22 @@ def provenance(config: dict[str, Any]) -> str:
 
 
 def fid_section(path: Path) -> str:
-    """The FID table; rows without a number carry the note that says why (never a made-up value)."""
+    """The FID table, which FID ranks the models and its limits; rows without a number carry the
+    note that says why (never a made-up value)."""
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if ranking_fid(table) == "fid_inception":
+        ranks = ("<b>fid_inception ranks the models</b>: the standard FID (Inception-v3, official weights), "
+                 "comparable in kind with published FIDs. fid_random_embedding is shown beside it.")
+    else:
+        ranks = ("<b>fid_random_embedding ranks the models</b> (no Inception weights, see the notes): the same "
+                 "distance in the features of a fixed random-weight network (" + html.escape(DESCRIPTION)
+                 + "; per-channel mean and STD of every stage) that no compared model trained or chose. Its "
+                 "limits: its scale is its own, not comparable with any Inception or published FID; random "
+                 "features measure intensity, edge and texture statistics rather than what a trained network "
+                 "recognises; compare it between runs of this code only.")
     return ("<p>Fréchet distance between the features of the ground-truth test slices and of each model's "
-            "outputs (lower is closer). <b>fid_inception</b>: standard FID (Inception-v3, official weights). "
-            "<b>fid_scratch_encoder</b>: the same distance in the feature space of the trained scratch "
-            "generator's encoder (pooled bottleneck); no download needed, but its scale is its own. Few test "
-            "slices bias FID upwards: compare models on this test set only.</p>" + frame_to_html(table))
+            f"outputs (lower is closer). {ranks} Few test slices bias FID upwards: compare models on this "
+            "test set only (n_real, n_fake).</p>" + frame_to_html(table))
 
 
 def reader_analysis_section(paths: dict[str, Path]) -> str:

@@ -83,8 +83,8 @@ def pooled_bottleneck(generator: torch.nn.Module, images: np.ndarray, batch_size
     """Global average of the bottleneck per channel, ``[N, C]``: the means of :func:`bottleneck_statistics`.
 
     Equal to the global average of the encoder output (the residual blocks add zero-mean
-    branches), so it is an encoder feature; ``mrct.evaluation.fid`` uses it as one. The latent
-    analysis uses :func:`bottleneck_statistics`.
+    branches), so it is an encoder feature, blind to the residual blocks: kept to show that
+    (tests), not used. The latent analysis uses :func:`bottleneck_statistics`.
     """
     statistics = bottleneck_statistics(generator, images, batch_size, device)
     return statistics[:, : statistics.shape[1] // 2]

@@ -12,8 +12,8 @@ and each class of the synthetic CT is compared with the same class of the CT by
 
 * **Dice** 2|A n B| / (|A| + |B|);
 * **HD95** in mm, the 95th-percentile symmetric Hausdorff distance between the class surfaces,
-  as MONAI's ``HausdorffDistanceMetric(percentile=95)`` (which SynthRAD2025 uses on its
-  TotalSegmentator labels) defines it: the surface of a class is its voxels that have a
+  in the manner of MONAI's ``HausdorffDistanceMetric(percentile=95)`` (which SynthRAD2025 uses on
+  its TotalSegmentator labels): the surface of a class is its voxels that have a
   face-neighbour outside it (a voxel on the array's face counts as surface); the distances from
   every surface voxel of A to the nearest surface voxel of B, in mm with the voxel spacing
   (``scipy.ndimage.distance_transform_edt``), and from B to A; HD95 is the larger of the two

@@ -112,12 +112,15 @@ rule tables:
         "../scripts/tables.py"
 
 
-# train.device is read through mrct.io.joblog.untracked_setting (see rule train).
+# train.device is read through mrct.io.joblog.untracked_setting (see rule train). Each model is
+# analysed at three stages: a random-weight control, the start of fine-tuning (its start file, or
+# its seeded random init rebuilt from the training settings) and the trained generators.
 rule latent:
     input:
         manifest=rules.split.output.manifest,
         g_mr2ct=rules.train.output.g_mr2ct,
         g_ct2mr=rules.train.output.g_ct2mr,
+        pretrained=get_pretrained,
     output:
         features="results/latent/{model}_features.npz",
         tsne=report(
@@ -146,6 +149,7 @@ rule latent:
     params:
         latent=config["latent"],
         seed=config["seed"],
+        train=get_train_settings,
     script:
         "../scripts/latent.py"
 

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from mrct.evaluation.fid import ranking_fid
+from mrct.evaluation.latent import STAGE_SCORES, separability_change
 from mrct.evaluation.significance import unit_summary
 from mrct.evaluation.tables import (
     GROUP_TITLES,
@@ -327,17 +328,28 @@ LATENT_NOTE = (
     "<code>cv_folds</code> folds; NaN with a note when there are fewer than 2 patients). The joint "
     "embedding places every (model, slice) by the slice's distance profile under that model, because the "
     "channels of different networks do not correspond.</p>"
+    "<p><b>Read the change, not the raw score.</b> A generator with random weights already separates MR "
+    "from CT inputs (the modalities differ in intensity statistics, which any network passes on), so every "
+    "score is also computed for a random-weight generator of the same architecture (<code>random</code>) "
+    "and for the start of fine-tuning (<code>pretrained</code>: the weights as downloaded, or a model's "
+    "seeded initial weights when it starts at random). <code>change_finetuning</code> = fine-tuned minus "
+    "pretrained is what fine-tuning did to the separation; <code>finetuned_vs_random</code> compares the "
+    "result with a network that learnt nothing. The per-model plots show the three stages, one row each.</p>"
 )
 
 
 def latent_section(inputs: ReportInputs) -> str:
-    """Separability table, joint embeddings of all models, then the per-model grid and plots."""
+    """The change that fine-tuning made to separability, the raw table, joint embeddings, then the
+    per-model grid and plots."""
     latent = [LATENT_NOTE]
     if inputs.separability is not None:
-        latent.append(frame_to_html(pd.read_csv(inputs.separability)))
+        table = pd.read_csv(inputs.separability)
+        if {"stage", *STAGE_SCORES} <= set(table.columns):
+            latent.append("<h3>What fine-tuning changed</h3>" + frame_to_html(separability_change(table)))
+        latent.append("<details><summary>Every score at every stage</summary>" + frame_to_html(table) + "</details>")
     latent += [image_tag(p, f"All models together: {p.stem}") for p in inputs.latent_joint]
     if inputs.latent_grid is not None:
-        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every model"))
+        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every fine-tuned model"))
     latent += [image_tag(p) for p in inputs.latent_plots]
     return "".join(latent)
 

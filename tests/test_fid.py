@@ -178,6 +178,17 @@ def test_random_embedding_is_fixed_and_sees_every_stage() -> None:
     assert all((s > 0).any() for s in stds)
 
 
+def test_random_embedding_fid_is_zero_for_identical_sets_and_grows_with_a_shift() -> None:
+    from mrct.evaluation.fid import random_embedding_feature_fn
+
+    features = random_embedding_feature_fn(batch_size=8, device="cpu")
+    rng = np.random.default_rng(9)
+    real = rng.integers(40, 200, (12, 24, 24)).astype(np.uint8)
+    sets = [FidImages("m", "mr2ct", real, (real.astype(int) + c).astype(np.uint8)) for c in (0, 10, 40)]
+    fids = fid_rows(sets, None, "no inception", features)["fid_random_embedding"].to_numpy()
+    assert fids[0] == pytest.approx(0, abs=1e-8) and 0 < fids[1] < fids[2]
+
+
 def _tensors(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return [t.detach().float().flatten() for t in state.values() if t.is_floating_point() and t.numel() > 1]
 

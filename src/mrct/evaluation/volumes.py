@@ -30,6 +30,9 @@ from mrct.models.registry import model_info
 log = logging.getLogger(__name__)
 
 VOLUME_COLUMNS = ["model", "patient", *VOLUME_METRICS, "n_voxels"]
+#: Why the table has no anatomical labels (SynthRAD2025 scores TotalSegmentator's on the sCT).
+NOT_COMPUTED = ("anatomical labels (TotalSegmentator): not computed, neither it nor its weights are part of "
+                "the pipeline's environments")
 LABELS = {"mae_hu": "MAE (HU)", "psnr_hu": "PSNR (dB)", "ssim_hu": "SSIM", "ms_ssim_hu": "MS-SSIM",
           **{f"dice_{c}": f"Dice {c}" for c in TISSUE_CLASSES},
           **{f"hd95_{c}_mm": f"HD95 {c} (mm)" for c in TISSUE_CLASSES}}
@@ -137,9 +140,10 @@ def volumes_markdown(table: pd.DataFrame) -> str:
     header, rows = volume_table_cells(table)
     lines = ["### MR → CT on whole volumes (SynthRAD2023 MAE, PSNR, SSIM; SynthRAD2025 MS-SSIM; tissue overlap; body mask)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes = ["", f"Tissue classes by HU inside the body mask; {NOT_COMPUTED}."]
     for cells in rows:
         lines.append("| " + " | ".join(f"**{text}**" if best else text for text, best in cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + notes) + "\n"
 
 
 def write_volume_tables(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path) -> None:

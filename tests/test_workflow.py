@@ -79,7 +79,7 @@ def test_tables_hold_every_model_in_both_directions(finished_run: Path) -> None:
     assert fid["fid_random_embedding"].notna().all() and "fid_scratch_encoder" not in fid
 
 
-def test_the_pretrained_stage_is_the_start_of_fine_tuning(finished_run: Path) -> None:
+def test_the_pretrained_stage_is_the_start_of_fine_tuning(finished_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """skimage_photos' pretrained-stage features are those of its start file; scratch's differ from
     its random control (its own seeded start, not the control's weights)."""
     import numpy as np
@@ -88,6 +88,7 @@ def test_the_pretrained_stage_is_the_start_of_fine_tuning(finished_run: Path) ->
     from mrct.models.pretrained import load_pretrained_generator
     from mrct.slices.manifest import read_manifest
 
+    monkeypatch.chdir(finished_run)  # the manifest's paths are relative to the working directory
     rows, mr, ct = test_images(read_manifest(finished_run / "results" / "slices" / "manifest.csv"),
                                CONFIG["latent"].get("max_slices"))
     start = load_pretrained_generator(finished_run / "resources" / "pretrained" / "skimage_photos.pth",

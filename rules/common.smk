@@ -283,15 +283,6 @@ def get_inception_weights(wildcards):
     return []
 
 
-def get_fid_scratch_generators(wildcards):
-    """G_mr2ct and G_ct2mr of scratch (the feature space that needs no download), if configured."""
-    if "scratch" not in MODELS:
-        return []
-    return expand(
-        [rules.train.output.g_mr2ct, rules.train.output.g_ct2mr], model="scratch"
-    )
-
-
 def get_reader_answers(wildcards):
     """Every answers CSV in reader_study.answers_dir when the DAG is built (none is fine)."""
     folder = Path(config["reader_study"]["answers_dir"])

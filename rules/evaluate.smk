@@ -23,8 +23,8 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-# SynthRAD2023 HU metrics of each test patient's whole synthetic CT volume (float HU, CT grid,
-# body mask). The test patients are known when the DAG is built (get_test_patients); the script
+# SynthRAD2023 HU metrics, SynthRAD2025's MS-SSIM and tissue overlap of each test patient's whole
+# synthetic CT volume (float HU, CT grid, body mask). The test patients are known when the DAG is built (get_test_patients); the script
 # checks them against the manifest.
 rule evaluate_volumes:
     input:
@@ -43,6 +43,7 @@ rule evaluate_volumes:
         mem_mb=4000,
     params:
         hu_clip=config["evaluate"]["hu_clip"],
+        tissue_hu=config["evaluate"]["tissue_hu"],
     script:
         "../scripts/evaluate_volumes.py"
 
@@ -111,12 +112,15 @@ rule tables:
         "../scripts/tables.py"
 
 
-# train.device is read through mrct.io.joblog.untracked_setting (see rule train).
+# train.device is read through mrct.io.joblog.untracked_setting (see rule train). Each model is
+# analysed at three stages: a random-weight control, the start of fine-tuning (its start file, or
+# its seeded random init rebuilt from the training settings) and the trained generators.
 rule latent:
     input:
         manifest=rules.split.output.manifest,
         g_mr2ct=rules.train.output.g_mr2ct,
         g_ct2mr=rules.train.output.g_ct2mr,
+        pretrained=get_pretrained,
     output:
         features="results/latent/{model}_features.npz",
         tsne=report(
@@ -145,6 +149,7 @@ rule latent:
     params:
         latent=config["latent"],
         seed=config["seed"],
+        train=get_train_settings,
     script:
         "../scripts/latent.py"
 
@@ -198,13 +203,13 @@ rule download_inception:
 
 
 # FID per model and direction: with the Inception weights when present (else a "not computed"
-# note, never a number), and always in the scratch generator's feature space (no download).
+# note, never a number), and always in a fixed random network's feature space (no download, no
+# compared model's weights).
 # The device (train.device) is read as an untracked setting: moving to a GPU reruns nothing.
 rule fid:
     input:
         manifest=rules.split.output.manifest,
         predictions=get_prediction_dirs,
-        scratch=get_fid_scratch_generators,
         inception=get_inception_weights,
     output:
         table=report(

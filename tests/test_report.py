@@ -77,11 +77,13 @@ def project(tmp_path):
     save_figure(loss_curves(logs), figures[2])
     qa = [_png(tmp_path / "pre" / p / "qa.png", rng.integers(0, 256, (20, 30))) for p in ("p1", "p2")]
     grid = _png(tmp_path / "latent" / "grid.png", rng.integers(0, 256, (20, 20)))
-    pd.DataFrame([{"model": "scratch", "generator": "mr2ct", "silhouette": 0.3, "knn_accuracy": 0.9}]).to_csv(tmp_path / "sep.csv", index=False)
+    pd.DataFrame([{"model": "scratch", "stage": stage, "generator": "mr2ct", "silhouette": sil, "knn_accuracy": 0.9}
+                  for stage, sil in (("random", 0.25), ("pretrained", 0.5), ("finetuned", 0.375))]
+                 ).to_csv(tmp_path / "sep.csv", index=False)
     (tmp_path / "bench" / "train").mkdir(parents=True)
     (tmp_path / "bench" / "train" / "scratch.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t300.1\n")
     pd.DataFrame([{"model": "scratch", "direction": "mr2ct", "n_real": 4, "n_fake": 4, "fid_inception": None,
-                   "fid_scratch_encoder": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
+                   "fid_random_embedding": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
                  ).to_csv(tmp_path / "fid.csv", index=False)
     return ReportInputs(manifest=tmp_path / "manifest.csv", metric_tables=tables, significance=tmp_path / "significance.csv",
                         qa_images=qa, figures=figures, latent_grid=grid, latent_plots=[grid], separability=tmp_path / "sep.csv",
@@ -125,6 +127,9 @@ def test_report_is_self_contained_with_every_section(project, tmp_path):
     assert "train/scratch" in page and "12.5" in page  # run times from the benchmark file
     assert "Holm" in page and "seed: 42" in page
     assert "FID: not computed (no Inception weights at w.pth)" in page and "1.25" in page
+    assert "fid_random_embedding ranks the models" in page and "seed" in page
+    # the latent section shows what fine-tuning changed: fine-tuned 0.375 - pretrained 0.5
+    assert "What fine-tuning changed" in page and "change_finetuning" in page and "-0.125" in page
     assert "Table V" in page and "Table VI" in page and "reader_b" in page and "quadratic" in page
     # Table VI is the study's (r, C_b, CCC); classification figures are a table of their own
     assert "<th>ccc_cb</th>" in page and "<th>classification_accuracy</th>" in page

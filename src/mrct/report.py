@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mrct.evaluation.fid import ranking_fid
+from mrct.evaluation.latent import STAGE_SCORES, separability_change
 from mrct.evaluation.forest import DIRECTION_TITLES, RANKING_METRIC, read_significance
 from mrct.evaluation.significance import unit_summary
 from mrct.evaluation.tables import (
@@ -30,6 +32,7 @@ from mrct.evaluation.tables import (
 )
 from mrct.io.atomic import write_text_atomic
 from mrct.evaluation.volumes import volume_table_cells
+from mrct.models.random_embedding import DESCRIPTION
 from mrct.preprocess.registration_qa import read_registration_qa
 from mrct.report_images import check_size, figure_html, qa_figures_html
 from mrct.report_summary import csv_download, direction_key, summary_html
@@ -195,7 +198,12 @@ def significance_html(table: pd.DataFrame, alpha: float, csv: Path | None = None
 VOLUMES_NOTE = (
     "<p>MR → CT per test patient on the whole synthetic CT volume (every axial slice of the registered MR "
     "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
-    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to {clip} HU. Mean ± sample STD "
+    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to {clip} HU. MS-SSIM: SynthRAD2025's "
+    "masked multi-scale SSIM (five scales, masked mean per scale, on the same clipped range). Tissue overlap: "
+    "air, soft tissue and bone of the synthetic and the real CT inside the body mask by the HU thresholds of "
+    "<code>evaluate.tissue_hu</code>, compared by Dice and 95th-percentile Hausdorff distance in mm (n/a where "
+    "a class is absent, e.g. no air inside the mask). Anatomical labels (TotalSegmentator, as SynthRAD2025 "
+    "scores): not computed, neither it nor its weights are part of the pipeline. Mean ± sample STD "
     "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
     "from the 16-bit slices instead (windowed, resampled to the slice size, 0.06 HU per level).</p>"
 )
@@ -326,13 +334,22 @@ def provenance(config: dict[str, Any]) -> str:
 
 
 def fid_section(path: Path) -> str:
-    """The FID table; rows without a number carry the note that says why (never a made-up value)."""
+    """The FID table, which FID ranks the models and its limits; rows without a number carry the
+    note that says why (never a made-up value)."""
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if ranking_fid(table) == "fid_inception":
+        ranks = ("<b>fid_inception ranks the models</b>: the standard FID (Inception-v3, official weights), "
+                 "comparable in kind with published FIDs. fid_random_embedding is shown beside it.")
+    else:
+        ranks = ("<b>fid_random_embedding ranks the models</b> (no Inception weights, see the notes): the same "
+                 "distance in the features of a fixed random-weight network (" + html.escape(DESCRIPTION)
+                 + "; per-channel mean and STD of every stage) that no compared model trained or chose. Its "
+                 "limits: its scale is its own, not comparable with any Inception or published FID; random "
+                 "features measure intensity, edge and texture statistics rather than what a trained network "
+                 "recognises; compare it between runs of this code only.")
     return ("<p>Fréchet distance between the features of the ground-truth test slices and of each model's "
-            "outputs (lower is closer). <b>fid_inception</b>: standard FID (Inception-v3, official weights). "
-            "<b>fid_scratch_encoder</b>: the same distance in the feature space of the trained scratch "
-            "generator's encoder (pooled bottleneck); no download needed, but its scale is its own. Few test "
-            "slices bias FID upwards: compare models on this test set only.</p>" + frame_to_html(table))
+            f"outputs (lower is closer). {ranks} Few test slices bias FID upwards: compare models on this "
+            "test set only (n_real, n_fake).</p>" + frame_to_html(table))
 
 
 def reader_analysis_section(paths: dict[str, Path]) -> str:
@@ -366,17 +383,28 @@ LATENT_NOTE = (
     "<code>cv_folds</code> folds; NaN with a note when there are fewer than 2 patients). The joint "
     "embedding places every (model, slice) by the slice's distance profile under that model, because the "
     "channels of different networks do not correspond.</p>"
+    "<p><b>Read the change, not the raw score.</b> A generator with random weights already separates MR "
+    "from CT inputs (the modalities differ in intensity statistics, which any network passes on), so every "
+    "score is also computed for a random-weight generator of the same architecture (<code>random</code>) "
+    "and for the start of fine-tuning (<code>pretrained</code>: the weights as downloaded, or a model's "
+    "seeded initial weights when it starts at random). <code>change_finetuning</code> = fine-tuned minus "
+    "pretrained is what fine-tuning did to the separation; <code>finetuned_vs_random</code> compares the "
+    "result with a network that learnt nothing. The per-model plots show the three stages, one row each.</p>"
 )
 
 
 def latent_section(inputs: ReportInputs) -> str:
-    """Separability table, joint embeddings of all models, then the per-model grid and plots."""
+    """The change that fine-tuning made to separability, the raw table, joint embeddings, then the
+    per-model grid and plots."""
     latent = [LATENT_NOTE]
     if inputs.separability is not None:
-        latent.append(frame_to_html(pd.read_csv(inputs.separability)))
+        table = pd.read_csv(inputs.separability)
+        if {"stage", *STAGE_SCORES} <= set(table.columns):
+            latent.append("<h3>What fine-tuning changed</h3>" + frame_to_html(separability_change(table)))
+        latent.append("<details><summary>Every score at every stage</summary>" + frame_to_html(table) + "</details>")
     latent += [image_tag(p, f"All models together: {p.stem}") for p in inputs.latent_joint]
     if inputs.latent_grid is not None:
-        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every model"))
+        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every fine-tuned model"))
     latent += [image_tag(p) for p in inputs.latent_plots]
     return "".join(latent)
 

@@ -194,8 +194,10 @@ def test_volume_section_states_the_configured_hu_clip(tmp_path: Path) -> None:
     from mrct.evaluation.volumes import summarize_volumes
     from mrct.report import volumes_section
 
-    volumes = pd.DataFrame({"model": ["scratch"] * 2, "patient": ["p1", "p2"], "mae_hu": [80.0, 90.0],
-                            "psnr_hu": [25.0, 26.0], "ssim_hu": [0.8, 0.85]})
+    from mrct.evaluation.hu_metrics import VOLUME_METRICS
+
+    volumes = pd.DataFrame({"model": ["scratch"] * 2, "patient": ["p1", "p2"],
+                            **{metric: [0.5, 0.6] for metric in VOLUME_METRICS}})
     path = tmp_path / "metrics_volumes.csv"
     summarize_volumes(volumes, ["scratch"]).to_csv(path, index=False)
     section = volumes_section(path, [-1000.0, 2000.0])

@@ -1,5 +1,6 @@
 """Everything that is not a rule: config validation, the patient list, input functions."""
 
+from argparse import Namespace
 from pathlib import Path
 
 from mrct.config import ConfigError, validate_config
@@ -332,11 +333,24 @@ def get_pooled_generators(model, direction):
     return expand(output, model=model, run=run_tags(SWEEP.pooled_runs()))
 
 
-def get_latent_generators(wildcards):
-    return {
-        f"g_{direction}": get_pooled_generators(wildcards.model, direction)
-        for direction in ("mr2ct", "ct2mr")
-    }
+def get_latent_generator(direction):
+    """The latent space's generator: the first pooled run's (fold 0, replicate 0, full set)."""
+
+    def inner(wildcards):
+        return get_pooled_generators(wildcards.model, direction)[0]
+
+    return inner
+
+
+def get_latent_manifest(wildcards):
+    """The manifest of the first pooled run: its test patients are the ones its generators never saw."""
+    return run_manifest_path(SWEEP.tag(SWEEP.pooled_runs()[0]))
+
+
+def get_latent_train_settings(wildcards):
+    """The training settings of the first pooled run (the start the pretrained stage rebuilds)."""
+    tag = SWEEP.tag(SWEEP.pooled_runs()[0])
+    return get_train_settings(Namespace(model=wildcards.model, run=tag))
 
 
 def get_pooled_run_predictions(wildcards):
@@ -426,14 +440,6 @@ def get_inception_weights(wildcards):
     return []
 
 
-def get_fid_scratch_generators(wildcards):
-    """G_mr2ct and G_ct2mr of scratch (the feature space that needs no download), if configured:
-    those of the first pooled run (fold 0, replicate 0, full training set)."""
-    if "scratch" not in MODELS:
-        return []
-    return [get_pooled_generators("scratch", d)[0] for d in ("mr2ct", "ct2mr")]
-
-
 def get_reader_answers(wildcards):
     """Every answers CSV in reader_study.answers_dir when the DAG is built (none is fine)."""
     folder = Path(config["reader_study"]["answers_dir"])
@@ -460,3 +466,14 @@ def get_reader_study_screenshots(wildcards):
     tests/test_reader_study_browser.py with MRCT_READER_STUDY_SCREENSHOTS set)."""
     folder = Path(workflow.basedir) / "docs" / "img"
     return sorted(str(p) for p in folder.glob("reader_study_*.png"))
+
+
+REPLICATES_TABLE = "results/tables/replicates.csv"
+
+
+def get_replicates_table(wildcards):
+    """The seed-to-seed spread per model (results/tables/replicates.csv) where a rule of the
+    workflow writes it; else none, and the summary and the forest plots show no seed spread.
+    """
+    produced = any(REPLICATES_TABLE in rule.output for rule in workflow.rules)
+    return REPLICATES_TABLE if produced else []

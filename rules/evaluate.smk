@@ -24,9 +24,10 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-# SynthRAD2023 HU metrics of each tested patient's whole synthetic CT volume (float HU, CT grid,
-# body mask), from the run that tested it (replicate 0, full training set). The tested patients
-# are known when the DAG is built (get_test_patients); the script checks them against the manifest.
+# SynthRAD2023 HU metrics, SynthRAD2025's MS-SSIM and tissue overlap of each tested patient's whole
+# synthetic CT volume (float HU, CT grid, body mask), from the run that tested it (replicate 0, full
+# training set). The tested patients are known when the DAG is built (get_test_patients); the
+# script checks them against the manifest.
 rule evaluate_volumes:
     input:
         unpack(get_volume_metric_inputs),
@@ -44,6 +45,7 @@ rule evaluate_volumes:
         mem_mb=4000,
     params:
         hu_clip=config["evaluate"]["hu_clip"],
+        tissue_hu=config["evaluate"]["tissue_hu"],
     script:
         "../scripts/evaluate_volumes.py"
 
@@ -164,12 +166,16 @@ rule training_table:
         "../scripts/training_table.py"
 
 
-# The tested slices through the generators of the fold that tested them (replicate 0, full
-# training set). train.device is read through mrct.io.joblog.untracked_setting (see rule train).
+# train.device is read through mrct.io.joblog.untracked_setting (see rule train). Each model is
+# analysed at three stages: a random-weight control, the start of fine-tuning (its start file, or
+# its seeded random init rebuilt from the training settings) and the trained generators; with
+# several runs, those of the first pooled run (fold 0, replicate 0) on its own test patients.
 rule latent:
     input:
-        unpack(get_latent_generators),
-        manifest=rules.split.output.manifest,
+        manifest=get_latent_manifest,
+        g_mr2ct=get_latent_generator("mr2ct"),
+        g_ct2mr=get_latent_generator("ct2mr"),
+        pretrained=get_pretrained,
     output:
         features="results/latent/{model}_features.npz",
         tsne=report(
@@ -198,7 +204,7 @@ rule latent:
     params:
         latent=config["latent"],
         seed=config["seed"],
-        folds=[run.fold for run in SWEEP.pooled_runs()],
+        train=get_latent_train_settings,
     script:
         "../scripts/latent.py"
 
@@ -252,13 +258,13 @@ rule download_inception:
 
 
 # FID per model and direction: with the Inception weights when present (else a "not computed"
-# note, never a number), and always in the scratch generator's feature space (no download).
+# note, never a number), and always in a fixed random network's feature space (no download, no
+# compared model's weights).
 # The device (train.device) is read as an untracked setting: moving to a GPU reruns nothing.
 rule fid:
     input:
         manifest=rules.split.output.manifest,
         predictions=get_prediction_dirs,
-        scratch=get_fid_scratch_generators,
         inception=get_inception_weights,
     output:
         table=report(

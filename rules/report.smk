@@ -5,6 +5,7 @@
 # instead of waiting in the queue (see profiles/slurm).
 localrules:
     report,
+    forest_plots,
 
 
 rule figures:
@@ -46,8 +47,36 @@ rule figures:
     params:
         models=MODELS,
         n_figure_slices=config["evaluate"]["n_figure_slices"],
+        n_figure_models=config["evaluate"]["n_figure_models"],
+        control=get_control(),
     script:
         "../scripts/figures.py"
+
+
+rule forest_plots:
+    input:
+        significance=rules.tables.output.significance_csv,
+        replicates=get_replicates_table,
+    output:
+        mr2ct=report(
+            "results/figures/forest_mr2ct.png",
+            caption="../report/forest.rst",
+            category="Figures",
+            labels={"figure": "forest plot MR to CT"},
+        ),
+        ct2mr=report(
+            "results/figures/forest_ct2mr.png",
+            caption="../report/forest.rst",
+            category="Figures",
+            labels={"figure": "forest plot CT to MR"},
+        ),
+    log:
+        "logs/forest_plots/forest_plots.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    script:
+        "../scripts/forest_plots.py"
 
 
 rule report:
@@ -58,6 +87,9 @@ rule report:
         mr2ct=rules.tables.output.mr2ct_csv,
         ct2mr=rules.tables.output.ct2mr_csv,
         significance=rules.tables.output.significance_csv,
+        replicates=get_replicates_table,
+        forest_mr2ct=rules.forest_plots.output.mr2ct,
+        forest_ct2mr=rules.forest_plots.output.ct2mr,
         volumes=rules.tables_volumes.output.csv,
         qa=get_registration_qa,
         registration_qa=rules.registration_qa_table.output.table,
@@ -73,7 +105,6 @@ rule report:
         reader_study_key=rules.reader_study.output.key,
         reader_study_screenshots=get_reader_study_screenshots,
         training=rules.training_table.output.table,
-        replicates=rules.tables.output.replicates,
         selection=rules.select_model.output.selection,
         learning_curve=get_learning_curve_figure,
     output:

@@ -1,4 +1,4 @@
-"""Entry point of rule evaluate_volumes: SynthRAD2023 HU metrics of one model's test sCT volumes."""
+"""Entry point of rule evaluate_volumes: HU metrics and tissue overlap of one model's test sCT volumes."""
 
 from mrct.io.joblog import setup_logging
 
@@ -21,5 +21,6 @@ volumes = evaluate_volumes(
     list(inputs.ct),
     list(inputs.body_mask),
     snakemake.params.hu_clip,  # noqa: F821
+    snakemake.params.tissue_hu,  # noqa: F821
 )
 write_text_atomic(snakemake.output.volumes, volumes.to_csv(index=False))  # noqa: F821

@@ -1,4 +1,4 @@
-"""Entry point of rule fid: FID per model and direction (Inception when present, scratch encoder)."""
+"""Entry point of rule fid: FID per model and direction (Inception when present, random embedding)."""
 
 from mrct.io.joblog import setup_logging, untracked_setting
 
@@ -17,12 +17,10 @@ torch.set_num_threads(snakemake.threads)  # noqa: F821
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
 # results/predictions/{model}/{direction} -> "model/direction"
 predictions = {f"{Path(p).parent.name}/{Path(p).name}": Path(p) for p in inputs.predictions}
-scratch = tuple(Path(p) for p in inputs.scratch) or None
 table = fid_table(
     read_manifest(inputs.manifest),
     predictions,
     Path(params.inception_weights),
-    scratch,
     batch_size=params.batch_size,
     device=str(resolve_device(untracked_setting(snakemake, "train", "device"))),  # noqa: F821
 )

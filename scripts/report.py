@@ -9,10 +9,14 @@ from pathlib import Path  # noqa: E402
 from mrct.report import ReportInputs, write_report  # noqa: E402
 
 inputs = snakemake.input  # noqa: F821
+given = inputs.get("replicates")  # the table's path, or nothing where no rule writes it
+replicates = given if isinstance(given, str) else (given[0] if given else None)
 report_inputs = ReportInputs(
     manifest=Path(inputs.manifest),
     metric_tables={"MR → CT": Path(inputs.mr2ct), "CT → MR": Path(inputs.ct2mr)},
     significance=Path(inputs.significance),
+    replicates=Path(replicates) if replicates else None,
+    forest_plots={"mr2ct": Path(inputs.forest_mr2ct), "ct2mr": Path(inputs.forest_ct2mr)},
     volumes=Path(inputs.volumes),
     qa_images=[Path(p) for p in inputs.qa],
     registration_qa=Path(inputs.registration_qa),
@@ -31,7 +35,7 @@ report_inputs = ReportInputs(
     # present once the questionnaire kit's rule is in the workflow (rules/common.smk)
     design={
         "training_table": Path(inputs.training),
-        "replicates_table": Path(inputs.replicates),
+        "replicates_table": Path(replicates),
         "selection_table": Path(inputs.selection),
         "learning_curve": Path(inputs.learning_curve) if inputs.learning_curve else None,
         **snakemake.params.design,  # noqa: F821

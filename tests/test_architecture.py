@@ -33,6 +33,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     # The report also shows preprocessing's registration QA table (read by its one reader).
     "report": {"io", "preprocess", "slices", "models", "evaluation", "reader_study"},
 }
+# The report's modules beside report.py (its summary, its images) are on the report's layer.
+MAY_IMPORT.update({name: MAY_IMPORT["report"] for name in ("report_summary", "report_images")})
+MAY_IMPORT["report"] = MAY_IMPORT["report"] | {"report_summary", "report_images"}
 
 
 def _part(module_path: Path) -> str:

@@ -20,10 +20,12 @@ from mrct.evaluation.fid import (
     fid_table,
     frechet_distance,
     not_computed_note,
+    ranking_fid,
     trace_sqrt_product,
 )
 from mrct.models.inception import FIDInceptionV3, fetch_inception_weights, inception_features, load_inception
 from mrct.models.networks import ResnetGenerator
+from mrct.models.random_embedding import CHANNELS, FEATURE_DIM, RandomEmbedding, random_embedding_features
 from mrct.models.trained import save_trained_generator
 
 # -- the Fréchet distance ---------------------------------------------------------------------
@@ -95,13 +97,13 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_known_shift() -> None
     real = np.random.default_rng(4).uniform(0, 200, size=(40, 8, 8))
     shifts = [0.0, 1.0, 2.0, 5.0]
     sets = [FidImages("m", "mr2ct", real, real + c) for c in shifts]
-    table = fid_rows(sets, extractor, "unused", {"ct": extractor, "mr": extractor}, "unused")
+    table = fid_rows(sets, extractor, "unused", extractor, "unused")
     # a constant shift c of every pixel moves every feature by c W'1 and leaves the covariance:
     # FID = |c W'1|^2 exactly
     expected = [c**2 * float(np.sum(weights.sum(axis=0) ** 2)) for c in shifts]
     assert table["fid_inception"].iloc[0] == pytest.approx(0, abs=1e-6)
     assert np.allclose(table["fid_inception"], expected, rtol=1e-6, atol=1e-6)
-    assert np.allclose(table["fid_scratch_encoder"], expected, rtol=1e-6, atol=1e-6)
+    assert np.allclose(table["fid_random_embedding"], expected, rtol=1e-6, atol=1e-6)
     assert (table["note"] == "").all()
     assert table["fid_inception"].is_monotonic_increasing
 
@@ -110,9 +112,9 @@ def test_missing_feature_spaces_give_notes_not_numbers() -> None:
     extractor, _ = _linear_features()
     real = np.random.default_rng(5).uniform(0, 200, size=(10, 8, 8))
     note = not_computed_note("resources/inception/x.pth")
-    table = fid_rows([FidImages("m", "ct2mr", real, real)], None, note, None, "no scratch")
-    assert table["fid_inception"].isna().all() and table["fid_scratch_encoder"].isna().all()
-    assert table["note"].iloc[0] == "FID: not computed (no Inception weights at resources/inception/x.pth); no scratch"
+    table = fid_rows([FidImages("m", "ct2mr", real, real)], None, note, None, "no embedding")
+    assert table["fid_inception"].isna().all() and table["fid_random_embedding"].isna().all()
+    assert table["note"].iloc[0] == "FID: not computed (no Inception weights at resources/inception/x.pth); no embedding"
     one = fid_rows([FidImages("m", "ct2mr", real[:1], real[:1])], extractor, note, None, "")
     assert "fewer than 2 slices" in one["note"].iloc[0] and one["fid_inception"].isna().all()
 
@@ -136,26 +138,88 @@ def _write_tiny_study(tmp_path: Path) -> tuple[pd.DataFrame, dict[str, Path]]:
     return pd.DataFrame(rows), dirs
 
 
-def _save_scratch_generator(path: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    net = ResnetGenerator(ngf=4, n_blocks=1)
-    save_trained_generator(path, net, model="scratch", label="scratch", direction="mr2ct", strategy="full",
-                           image_size=32)
-    return path
-
-
 def test_fid_table_without_inception_weights(tmp_path: Path) -> None:
-    """No weights: the Inception column stays empty with the note; the scratch space still works."""
+    """No weights: the Inception column stays empty with the note; the random embedding still works."""
     manifest, dirs = _write_tiny_study(tmp_path)
-    scratch = (_save_scratch_generator(tmp_path / "g1.pth", 0), _save_scratch_generator(tmp_path / "g2.pth", 1))
     weights = tmp_path / "resources" / "inception" / "pt_inception.pth"
-    table = fid_table(manifest, dirs, weights, scratch, batch_size=2, device="cpu").set_index("direction")
+    table = fid_table(manifest, dirs, weights, batch_size=2, device="cpu").set_index("direction")
     assert table["fid_inception"].isna().all()
     assert (table["note"] == f"FID: not computed (no Inception weights at {weights})").all()
     # mr2ct predictions are copies of the ground truth: zero distance; ct2mr's are other images
-    assert table.loc["mr2ct", "fid_scratch_encoder"] == pytest.approx(0, abs=1e-6)
-    assert table.loc["ct2mr", "fid_scratch_encoder"] > 1e-6
+    assert table.loc["mr2ct", "fid_random_embedding"] == pytest.approx(0, abs=1e-6)
+    assert table.loc["ct2mr", "fid_random_embedding"] > 1e-6
     assert (table["n_real"] == 4).all() and (table["n_fake"] == 4).all()
+    assert ranking_fid(table) == "fid_random_embedding"
+
+
+# -- the random-embedding feature network --------------------------------------------------------
+
+
+def test_random_embedding_is_fixed_and_sees_every_stage() -> None:
+    """Same weights on every build (fixed seed, whatever the global random state); features are the
+    per-channel mean and std of all five stages, so a change that only reaches deep stages shows."""
+    torch.manual_seed(123)
+    a = RandomEmbedding()
+    torch.manual_seed(456)
+    b = RandomEmbedding()
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    features = random_embedding_features(a, images, batch_size=2)
+    assert features.shape == (3, FEATURE_DIM) and features.dtype == np.float64 and np.isfinite(features).all()
+    # 16-bit slices are scaled by their own range: the same image at 16 bits gives nearly the same features
+    wide = images.astype(np.uint16) * 257
+    np.testing.assert_allclose(random_embedding_features(a, wide, 2), features, rtol=1e-4, atol=1e-5)
+    # every stage contributes: its channels' stds are not all zero
+    stds, offset = [], 0
+    for width in CHANNELS:
+        stds.append(features[:, offset + width : offset + 2 * width])
+        offset += 2 * width
+    assert all((s > 0).any() for s in stds)
+
+
+def test_random_embedding_fid_is_zero_for_identical_sets_and_grows_with_a_shift() -> None:
+    from mrct.evaluation.fid import random_embedding_feature_fn
+
+    features = random_embedding_feature_fn(batch_size=8, device="cpu")
+    rng = np.random.default_rng(9)
+    real = rng.integers(40, 200, (12, 24, 24)).astype(np.uint8)
+    sets = [FidImages("m", "mr2ct", real, (real.astype(int) + c).astype(np.uint8)) for c in (0, 10, 40)]
+    fids = fid_rows(sets, None, "no inception", features)["fid_random_embedding"].to_numpy()
+    assert fids[0] == pytest.approx(0, abs=1e-8) and 0 < fids[1] < fids[2]
+
+
+def _tensors(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    return [t.detach().float().flatten() for t in state.values() if t.is_floating_point() and t.numel() > 1]
+
+
+def test_the_fid_feature_network_is_no_compared_model(tmp_path: Path) -> None:
+    """None of its tensors equals (or has the shape of) a tensor of any generator, trained or pretrained;
+    the FID of one model does not change with which other models are compared."""
+    from mrct.models.pretrained import load_pretrained_generator, save_pretrained_generator
+    from mrct.models.trained import load_trained_generator
+
+    files = []
+    torch.manual_seed(0)
+    trained = ResnetGenerator(ngf=4, n_blocks=1)
+    save_trained_generator(tmp_path / "G_mr2ct.pth", trained, model="scratch", label="scratch", direction="mr2ct",
+                           strategy="full", image_size=32)
+    files.append(load_trained_generator(tmp_path / "G_mr2ct.pth").state_dict())
+    files.append(ResnetGenerator().state_dict())  # the zoo architecture (ngf 64, 9 blocks)
+    save_pretrained_generator(tmp_path / "start.pth", ResnetGenerator(ngf=8, n_blocks=2), source="test", extra={})
+    files.append(load_pretrained_generator(tmp_path / "start.pth", {"ngf": 8, "n_blocks": 2}).state_dict())
+    ours = _tensors(RandomEmbedding().state_dict())
+    for state in files:
+        for theirs in _tensors(state):
+            for tensor in ours:
+                assert tensor.shape != theirs.shape or not torch.allclose(tensor, theirs)
+    manifest, dirs = _write_tiny_study(tmp_path / "study")
+    absent = tmp_path / "none.pth"
+    alone = fid_table(manifest, {"m/ct2mr": dirs["m/ct2mr"]}, absent, batch_size=4, device="cpu")
+    both = fid_table(manifest, dirs, absent, batch_size=4, device="cpu").set_index("direction")
+    assert alone["fid_random_embedding"].iloc[0] == both.loc["ct2mr", "fid_random_embedding"]
+    rule = Path("rules/evaluate.smk").read_text(encoding="utf-8").split("rule fid:")[1].split("\nrule ")[0]
+    assert "train" not in rule and "pretrained" not in rule
 
 
 # -- the Inception network and its weight file -----------------------------------------------
@@ -236,9 +300,10 @@ def test_fid_table_with_inception_weights(inception_file: Path, tmp_path: Path, 
     monkeypatch.setattr("mrct.models.inception.inception_features", block_means)
     manifest, dirs = _write_tiny_study(tmp_path)
     with pytest.raises(ChecksumError, match="sha256 mismatch"):
-        fid_table(manifest, dirs, inception_file, None, batch_size=4, device="cpu")
-    table = fid_table(manifest, dirs, inception_file, None, batch_size=4, device="cpu",
+        fid_table(manifest, dirs, inception_file, batch_size=4, device="cpu")
+    table = fid_table(manifest, dirs, inception_file, batch_size=4, device="cpu",
                       inception_sha256=sha256_of(inception_file)).set_index("direction")
     assert table.loc["mr2ct", "fid_inception"] == pytest.approx(0, abs=1e-3)
     assert table.loc["ct2mr", "fid_inception"] > 0
-    assert table["fid_scratch_encoder"].isna().all() and "scratch" in table.loc["mr2ct", "note"]
+    assert table["fid_random_embedding"].notna().all() and (table["note"] == "").all()
+    assert ranking_fid(table) == "fid_inception"

@@ -36,6 +36,7 @@ from mrct.sources import demo
 
 LO, HI = -1024.0, 3000.0
 CLIP = [LO, HI]
+TISSUE_HU = load_config("config.yaml")["evaluate"]["tissue_hu"]
 
 
 def synthrad_reference(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -266,8 +267,9 @@ def test_translation_and_volume_metrics_on_a_tiny_generator(tmp_path):
     assert_same_grid(sct, ct)
     values = sitk.GetArrayFromImage(sct)
     assert values.min() >= LO and values.max() <= HI and values.std() > 0
-    table = evaluate_volumes("scratch", ["p03"], [sct_path], [paths["ct"]], [paths["body_mask"]], CLIP)
-    assert list(table.columns[:5]) == ["model", "patient", "mae_hu", "psnr_hu", "ssim_hu"]
+    table = evaluate_volumes("scratch", ["p03"], [sct_path], [paths["ct"]], [paths["body_mask"]], CLIP, TISSUE_HU)
+    assert list(table.columns[:6]) == ["model", "patient", "mae_hu", "psnr_hu", "ssim_hu", "ms_ssim_hu"]
+    assert {"dice_air", "dice_soft", "dice_bone", "hd95_air_mm", "hd95_soft_mm", "hd95_bone_mm"} <= set(table.columns)
     row = table.iloc[0]
     expected = synthrad_reference(ct_array, values.astype(np.float64), outline)
     for key in ("mae_hu", "psnr_hu", "ssim_hu"):
@@ -281,12 +283,14 @@ def test_translation_and_volume_metrics_on_a_tiny_generator(tmp_path):
     moved.SetOrigin((0.0, 0.0, 0.0))
     sitk.WriteImage(moved, str(tmp_path / "moved.nii.gz"))
     with pytest.raises(ValueError, match="moved.nii.gz.*origin"):
-        patient_volume_metrics(tmp_path / "moved.nii.gz", paths["ct"], paths["body_mask"], CLIP)
+        patient_volume_metrics(tmp_path / "moved.nii.gz", paths["ct"], paths["body_mask"], CLIP, TISSUE_HU)
 
 
 def test_summary_over_patients():
     volumes = pd.DataFrame([
-        {"model": m, "patient": p, "mae_hu": mae, "psnr_hu": 25.0 + i, "ssim_hu": 0.8, "n_voxels": 10}
+        {"model": m, "patient": p, "mae_hu": mae, "psnr_hu": 25.0 + i, "ssim_hu": 0.8, "ms_ssim_hu": 0.9,
+         **{f"dice_{c}": 0.7 for c in ("air", "soft", "bone")}, **{f"hd95_{c}_mm": 2.0 for c in ("air", "soft", "bone")},
+         "n_voxels": 10}
         for i, (m, p, mae) in enumerate([("scratch", "a", 100.0), ("scratch", "b", 120.0),
                                           ("skimage_photos", "a", 90.0), ("skimage_photos", "b", 96.0)])
     ])

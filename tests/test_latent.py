@@ -11,17 +11,22 @@ from PIL import Image
 import torch
 
 from mrct.evaluation.latent import (
+    STAGES,
     LatentSettings,
     analyse,
+    analyse_stages,
     clamped_perplexity,
     extract_features,
     feature_names,
     modality_labels,
     patient_folds,
     plot_embeddings,
+    plot_stages,
     pooled_bottleneck,
+    random_generators,
     save_latent,
     separability,
+    separability_change,
 )
 from mrct.evaluation.latent_joint import distance_profiles, joint_embedding, joint_points, plot_joint
 from mrct.models.networks import ResnetBlock, ResnetGenerator, init_weights
@@ -202,7 +207,7 @@ def plotted_points(fig) -> int:
 
 def write_features(path, features: dict[str, np.ndarray], patients: list[str]):
     rows = pd.DataFrame({"patient": patients, "slice": np.arange(len(patients))})
-    save_latent(path, rows, features, {})
+    save_latent(path, rows, {"finetuned": features}, {})
     return path
 
 
@@ -244,3 +249,80 @@ def test_joint_points_put_an_equivalent_model_on_top_of_the_original(tmp_path):
     files["m3"] = write_features(tmp_path / "m3.npz", features, ["a", "b", "a", "b"])
     with pytest.raises(ValueError, match="same test images"):
         joint_points(files, "mr2ct")
+
+
+# -- controls: random weights and the start of fine-tuning ---------------------------------------
+
+
+def test_the_random_control_reads_the_architecture_only():
+    """Two differently trained generators of one architecture get the same random control, whose
+    weights are neither theirs nor the seeded start of a model that starts at random."""
+    from mrct.models.networks import init_weights
+
+    trained_a, trained_b = tiny_generators(), tiny_generators()
+    for net in trained_b.values():
+        init_weights(net, gain=0.5)
+    control_a, control_b = random_generators(trained_a, seed=3), random_generators(trained_b, seed=3)
+    scratch_start = init_weights(ResnetGenerator(ngf=4, n_blocks=1), generator=torch.Generator().manual_seed(3))
+    for name in ("mr2ct", "ct2mr"):
+        state_a, state_b = control_a[name].state_dict(), control_b[name].state_dict()
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+        assert control_a[name].architecture == trained_a[name].architecture
+        weight = "model.1.weight"
+        assert not torch.equal(state_a[weight], trained_a[name].state_dict()[weight])
+        assert not torch.equal(state_a[weight], scratch_start.state_dict()[weight])
+    assert not torch.equal(control_a["mr2ct"].state_dict()["model.1.weight"], control_a["ct2mr"].state_dict()["model.1.weight"])
+
+
+def _quick_embedding(features, neighbours, seed, standardise=True):
+    """PCA in place of t-SNE and UMAP (whose first call compiles for a minute): the stages are under test."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(features)
+
+
+def test_every_stage_is_scored_and_saved(tmp_path, monkeypatch):
+    monkeypatch.setattr("mrct.evaluation.latent.umap_embedding", _quick_embedding)
+    monkeypatch.setattr("mrct.evaluation.latent.tsne_embedding", _quick_embedding)
+    finetuned = tiny_generators()
+    start = {k: copy.deepcopy(v) for k, v in finetuned.items()}
+    for net in finetuned.values():  # "fine-tuning": move the weights
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    generators = {"random": random_generators(finetuned, seed=0), "pretrained": start, "finetuned": finetuned}
+    mr, ct = random_slices(6, seed=1), np.clip(random_slices(6, seed=2).astype(int) // 3 + 160, 0, 255).astype(np.uint8)
+    patients = np.array(["a", "a", "b", "b", "c", "c"])
+    settings = LatentSettings(seed=1, tsne_perplexity=3.0, umap_n_neighbors=4, knn_k=3)
+    features, embeddings, table = analyse_stages(generators, mr, ct, patients, settings)
+    assert list(table["stage"]) == [s for s in STAGES for _ in ("mr2ct", "ct2mr")]
+    assert list(table.columns[:2]) == ["stage", "generator"] and table["silhouette"].notna().all()
+    assert not np.allclose(features["pretrained"]["mr2ct"], features["finetuned"]["mr2ct"])
+    assert not np.allclose(features["random"]["mr2ct"], features["finetuned"]["mr2ct"])
+    rows = pd.DataFrame({"patient": patients, "slice": np.arange(6)})
+    save_latent(tmp_path / "m_features.npz", rows, features, embeddings)
+    with np.load(tmp_path / "m_features.npz") as data:
+        assert list(data["stages"]) == list(STAGES)
+        np.testing.assert_array_equal(data["features_mr2ct"], features["finetuned"]["mr2ct"])
+        np.testing.assert_array_equal(data["pretrained_features_ct2mr"], features["pretrained"]["ct2mr"])
+        np.testing.assert_array_equal(data["random_tsne_mr2ct"], embeddings["random"]["tsne_mr2ct"])
+    fig = plot_stages(embeddings, "tsne", 6, "m")
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match="stages"):
+        analyse_stages({"trained": finetuned}, mr, ct, patients, settings)
+
+
+def test_separability_change_is_finetuned_minus_pretrained():
+    table = pd.DataFrame([
+        {"model": "zoo", "stage": stage, "generator": g, "silhouette": sil, "knn_accuracy": acc}
+        for stage, sil, acc in (("random", 0.26, 1.0), ("pretrained", 0.30, 0.9), ("finetuned", 0.10, 0.8))
+        for g in ("mr2ct", "ct2mr")
+    ])
+    change = separability_change(table).set_index(["model", "generator", "score"])
+    row = change.loc[("zoo", "mr2ct", "silhouette")]
+    assert row["random"] == 0.26 and row["pretrained"] == 0.30 and row["finetuned"] == 0.10
+    assert row["change_finetuning"] == pytest.approx(-0.20) and row["finetuned_vs_random"] == pytest.approx(-0.16)
+    assert change.loc[("zoo", "ct2mr", "knn_accuracy"), "change_finetuning"] == pytest.approx(-0.1)
+    assert len(change) == 4
+    with pytest.raises(ValueError, match="stage"):
+        separability_change(table.drop(columns="stage"))

@@ -418,16 +418,23 @@ def test_a_slab_mr_gets_its_start_searched_head_to_foot_and_a_whole_head_does_no
 
 
 @pytest.mark.slow
-def test_a_workflow_run_where_qa_flags_every_patient_stops_with_the_figures_and_config_lines(tmp_path):
-    """The tiny demo workflow up to the QA table, with a bound no pair can pass (peak drop 0.99)."""
-    from test_rerun import tw  # the tiny-config helpers, loaded once from tests/slurm/
+def test_a_workflow_run_where_qa_flags_every_patient_stops_with_the_figures_and_config_lines(e2e_copy):
+    """A copy of the suite's shared run with a bound no pair can pass (peak drop 0.99): only the QA
+    table reruns (a bound is its param, no registration is redone), and it stops."""
+    import tiny_workflow as tw  # tests/slurm/, on the path through conftest.py
+    import yaml
 
-    config = tw.tiny_config(preprocess={"registration_qa": {"keep_flagged": False, "min_peak_drop": 0.99}})
-    workdir = tw.write_workdir(tmp_path / "run", config)
+    workdir = e2e_copy
+    config = yaml.safe_load((workdir / "config.yaml").read_text(encoding="utf-8"))
+    config["preprocess"]["registration_qa"].update(keep_flagged=False, min_peak_drop=0.99)
+    tw.write_workdir(workdir, config)
     result = tw.snakemake(workdir, "results/preprocessed/registration_qa.csv", "--cores", "2", check=False)
+    ran = result.stdout + result.stderr
+    assert "rule registration_qa_table:" in ran and "rule register:" not in ran and "rule bias_correct:" not in ran
     assert result.returncode != 0
     log = (workdir / "logs" / "registration_qa" / "table.log").read_text(encoding="utf-8")
-    assert "registration QA: 3 of 3 patients flagged and left out, 0 left" in log
+    n = config["dataset"]["demo"]["n_patients"]
+    assert f"registration QA: {n} of {n} patients flagged and left out, 0 left" in log
     for patient in demo.demo_patient_ids(config["dataset"]["demo"]["n_patients"]):
         record = json.loads((workdir / "results" / "preprocessed" / patient / "registration_qa.json").read_text())
         line = next(line for line in log.splitlines() if line.strip().startswith(patient + " "))

@@ -78,11 +78,13 @@ def project(tmp_path):
     save_figure(loss_curves(logs), figures[2])
     qa = [_png(tmp_path / "pre" / p / "qa.png", rng.integers(0, 256, (20, 30))) for p in ("p1", "p2")]
     grid = _png(tmp_path / "latent" / "grid.png", rng.integers(0, 256, (20, 20)))
-    pd.DataFrame([{"model": "scratch", "generator": "mr2ct", "silhouette": 0.3, "knn_accuracy": 0.9}]).to_csv(tmp_path / "sep.csv", index=False)
+    pd.DataFrame([{"model": "scratch", "stage": stage, "generator": "mr2ct", "silhouette": sil, "knn_accuracy": 0.9}
+                  for stage, sil in (("random", 0.25), ("pretrained", 0.5), ("finetuned", 0.375))]
+                 ).to_csv(tmp_path / "sep.csv", index=False)
     (tmp_path / "bench" / "train").mkdir(parents=True)
     (tmp_path / "bench" / "train" / "scratch.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t300.1\n")
     pd.DataFrame([{"model": "scratch", "direction": "mr2ct", "n_real": 4, "n_fake": 4, "fid_inception": None,
-                   "fid_scratch_encoder": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
+                   "fid_random_embedding": 1.25, "note": "FID: not computed (no Inception weights at w.pth)"}]
                  ).to_csv(tmp_path / "fid.csv", index=False)
     design = {"training_table": tmp_path / "training.csv", "replicates_table": tmp_path / "replicates.csv",
               "selection_table": tmp_path / "selection.csv", "folds": 1, "replicates": 1, "train_sizes": [],
@@ -135,6 +137,9 @@ def test_report_is_self_contained_with_every_section(project, tmp_path):
     assert "train/scratch" in page and "12.5" in page  # run times from the benchmark file
     assert "Holm" in page and "seed: 42" in page
     assert "FID: not computed (no Inception weights at w.pth)" in page and "1.25" in page
+    assert "fid_random_embedding ranks the models" in page and "seed" in page
+    # the latent section shows what fine-tuning changed: fine-tuned 0.375 - pretrained 0.5
+    assert "What fine-tuning changed" in page and "change_finetuning" in page and "-0.125" in page
     assert "Table V" in page and "Table VI" in page and "reader_b" in page and "quadratic" in page
     # Table VI is the study's (r, C_b, CCC); classification figures are a table of their own
     assert "<th>ccc_cb</th>" in page and "<th>classification_accuracy</th>" in page
@@ -199,9 +204,67 @@ def test_volume_section_states_the_configured_hu_clip(tmp_path: Path) -> None:
     from mrct.evaluation.volumes import summarize_volumes
     from mrct.report import volumes_section
 
-    volumes = pd.DataFrame({"model": ["scratch"] * 2, "patient": ["p1", "p2"], "mae_hu": [80.0, 90.0],
-                            "psnr_hu": [25.0, 26.0], "ssim_hu": [0.8, 0.85]})
+    from mrct.evaluation.hu_metrics import VOLUME_METRICS
+
+    volumes = pd.DataFrame({"model": ["scratch"] * 2, "patient": ["p1", "p2"],
+                            **{metric: [0.5, 0.6] for metric in VOLUME_METRICS}})
     path = tmp_path / "metrics_volumes.csv"
     summarize_volumes(volumes, ["scratch"]).to_csv(path, index=False)
     section = volumes_section(path, [-1000.0, 2000.0])
     assert "clipping to [-1000, 2000] HU" in section and "3000" not in section
+
+
+def test_summary_answers_first_and_says_what_two_patients_allow(project):
+    page = build_report(project)
+    assert page.index("SYNTHETIC") < page.index('<section id="summary">') < page.index('<section id="data">')
+    summary = page[page.index('<section id="summary">'):page.index('<section id="data">')]
+    # fake_metrics: the later model is better; 2 test patients cannot reach p < 0.05.
+    assert summary.index("skimage_photos") < summary.index("scratch <i>(control)</i>")
+    assert "With n = 2 test patients the smallest p-value" in summary and "no model can be shown to differ from scratch" in summary
+    assert "Each model was trained once" not in summary  # only said where tests can be significant
+
+
+@pytest.mark.parametrize("column, name", [("control", "random_init"), ("baseline", "scratch"), (None, "scratch")])
+def test_the_control_is_read_from_the_significance_table(project, column, name):
+    table = pd.read_csv(project.significance).drop(columns="baseline")
+    if column is not None:
+        table[column] = name
+    table.to_csv(project.significance, index=False)
+    page = build_report(project)
+    assert f"Δ = model − {name}" in page and f"per-patient differences to the control ({name})" in page
+
+
+def test_summary_shows_the_seed_spread_from_an_optional_replicates_table(project, tmp_path):
+    assert "seed SD" not in build_report(project)
+    rows = [{"direction": d, "metric": "ssim_masked", "model": m, "n_replicates": 3, "mean": 0.5,
+             "sd_between_replicates": 0.0123} for d in ("mr2ct", "ct2mr") for m in MODELS]
+    project.replicates = tmp_path / "replicates.csv"
+    pd.DataFrame(rows).to_csv(project.replicates, index=False)
+    page = build_report(project)
+    assert "seed SD (seeds)" in page and page.count("0.0123 (3)") == 2 * len(MODELS)
+
+
+def test_forest_plots_are_in_the_summary_and_sorted_by_effect(project, tmp_path):
+    from mrct.evaluation.forest import direction_forest_plot, direction_metrics, effect_order, forest_rows, read_significance
+
+    significance = read_significance(project.significance)
+    assert direction_metrics(significance, "mr2ct") == ["ssim_masked", "psnr_masked", "hu_mae"]  # no volume rows
+    assert direction_metrics(significance, "ct2mr") == ["ssim_masked", "psnr_masked", "mae_masked"]
+    three = pd.concat([significance, significance.assign(model="worse", mean_difference=-1.0)], ignore_index=True)
+    assert effect_order(forest_rows(three, None, "mr2ct", ["ssim_masked"])) == ["skimage_photos", "worse"]
+    project.forest_plots = {}
+    for direction in ("mr2ct", "ct2mr"):
+        project.forest_plots[direction] = tmp_path / f"forest_{direction}.png"
+        save_figure(direction_forest_plot(significance, None, direction), project.forest_plots[direction])
+    page = build_report(project)
+    summary = page[page.index('<section id="summary">'):page.index('<section id="data">')]
+    assert summary.count("<img") == 2 and "Forest plot, CT → MR" in summary
+
+
+def test_translation_grids_show_the_control_and_the_best_models():
+    from mrct.evaluation.figures import figure_models
+
+    models = ["scratch", "skimage_photos", "horse2zebra", "zebra2horse"]
+    slices = fake_metrics(models)  # the later model is better
+    assert figure_models(slices, models, "mr2ct", "scratch", 2) == ["scratch", "zebra2horse", "horse2zebra"]
+    assert figure_models(slices, models, "ct2mr", "absent", 9) == ["zebra2horse", "horse2zebra", "skimage_photos", "scratch"]

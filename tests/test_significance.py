@@ -128,7 +128,8 @@ def test_an_already_per_patient_table_is_tested_the_same_way(tmp_path):
     paths = {}
     for rank, model in enumerate(["scratch", "horse2zebra"]):
         frame = pd.DataFrame({"patient": [f"p{i}" for i in range(6)], "mae_hu": 80 - 5 * rank + rng.normal(0, 2, 6),
-                              "psnr_hu": 25 + rng.normal(0, 1, 6), "ssim_hu": 0.8 + rng.normal(0, 0.01, 6)})
+                              "psnr_hu": 25 + rng.normal(0, 1, 6), "ssim_hu": 0.8 + rng.normal(0, 0.01, 6),
+                              "hd95_bone_mm": 3.0 - rank + rng.normal(0, 0.1, 6)})
         paths[model] = tmp_path / f"{model}_volumes.csv"
         frame.to_csv(paths[model], index=False)
     volumes = read_patient_tables(paths)
@@ -149,6 +150,9 @@ def test_an_already_per_patient_table_is_tested_the_same_way(tmp_path):
     assert set(volume_rows["unit"]) == {"patient"} and set(volume_rows["direction"]) == {"mr2ct"}
     pd.testing.assert_frame_equal(volume_rows, table.reset_index(drop=True), check_dtype=False)
     assert len(full) > len(volume_rows)
+    # Tissue overlap goes through the same test: a smaller bone HD95 than scratch is better.
+    hd95 = full[full["metric"] == "hd95_bone_mm"].iloc[0]
+    assert hd95["unit"] == "patient" and hd95["n"] == 6 and hd95["better"]
 
 
 def test_holm_families_are_direction_metric_and_unit():

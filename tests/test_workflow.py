@@ -117,6 +117,33 @@ def test_latent_separability_is_computed(e2e_run: Path) -> None:
     separability = pd.read_csv(e2e_run / "results" / "latent" / "separability.csv")
     assert set(separability["model"]) == set(MODELS)
     assert separability["knn_accuracy"].between(0, 1).all() and separability["silhouette"].notna().all()
+    # every model at all three stages, both generators: the controls beside the result
+    stages = separability.groupby("model")["stage"].apply(lambda s: sorted(s.value_counts().items()))
+    assert all(v == [("finetuned", 2), ("pretrained", 2), ("random", 2)] for v in stages), stages
+    fid = pd.read_csv(e2e_run / "results" / "tables" / "fid.csv")
+    assert fid["fid_random_embedding"].notna().all() and "fid_scratch_encoder" not in fid
+
+
+def test_the_pretrained_stage_is_the_start_of_fine_tuning(e2e_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """skimage_photos' pretrained-stage features are those of its start file; scratch's differ from
+    its random control (its own seeded start, not the control's weights)."""
+    import numpy as np
+
+    from mrct.evaluation.latent import extract_features, test_images
+    from mrct.models.pretrained import load_pretrained_generator
+    from mrct.slices.manifest import read_manifest
+
+    monkeypatch.chdir(e2e_run)  # the manifest's paths are relative to the working directory
+    rows, mr, ct = test_images(read_manifest(e2e_run / "results" / "slices" / "manifest.csv"),
+                               tw.e2e_config()["latent"].get("max_slices"))
+    start = load_pretrained_generator(e2e_run / "resources" / "pretrained" / "skimage_photos.pth",
+                                      {"ngf": tw.e2e_config()["network"]["ngf"], "n_blocks": tw.e2e_config()["network"]["n_blocks"]})
+    expected = extract_features({"mr2ct": start.eval()}, mr, ct)["mr2ct"]
+    with np.load(e2e_run / "results" / "latent" / "skimage_photos_features.npz") as data:
+        np.testing.assert_allclose(data["pretrained_features_mr2ct"], expected, rtol=1e-4, atol=1e-5)
+        assert not np.allclose(data["features_mr2ct"], expected)
+    with np.load(e2e_run / "results" / "latent" / "scratch_features.npz") as data:
+        assert not np.allclose(data["pretrained_features_mr2ct"], data["random_features_mr2ct"])
 
 
 def test_a_constant_image_scores_worse_than_every_trained_model(e2e_run: Path, tmp_path: Path,
@@ -161,7 +188,8 @@ def test_every_test_patient_has_a_synthetic_ct_and_volume_metrics(e2e_run: Path)
     for model in MODELS:
         volumes = pd.read_csv(e2e_run / "results" / "metrics" / f"{model}_volumes.csv")
         assert sorted(volumes["patient"].astype(str)) == test_patients
-        assert np.isfinite(volumes[["mae_hu", "psnr_hu", "ssim_hu"]].to_numpy()).all()
+        assert np.isfinite(volumes[["mae_hu", "psnr_hu", "ssim_hu", "ms_ssim_hu", "dice_soft", "dice_bone"]].to_numpy()).all()
+        assert ((volumes["ms_ssim_hu"] > 0) & (volumes["ms_ssim_hu"] <= 1)).all()
         for patient in test_patients:
             sct = sitk.ReadImage(str(e2e_run / "results" / "translations" / model / patient / "sct.nii.gz"))
             ct = sitk.ReadImage(str(e2e_run / "results" / "preprocessed" / patient / "ct.nii.gz"))

@@ -6,7 +6,6 @@ is a list of sections, and keeping it dependency-free lets it be read offline in
 
 from __future__ import annotations
 
-import base64
 import html
 import logging
 import platform
@@ -20,6 +19,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mrct.evaluation.fid import ranking_fid
+from mrct.evaluation.latent import STAGE_SCORES, separability_change
+from mrct.evaluation.forest import DIRECTION_TITLES, RANKING_METRIC, read_significance
 from mrct.evaluation.significance import control_of, unit_summary
 from mrct.evaluation.tables import (
     GROUP_TITLES,
@@ -30,17 +32,21 @@ from mrct.evaluation.tables import (
 )
 from mrct.io.atomic import write_text_atomic
 from mrct.evaluation.volumes import volume_table_cells
+from mrct.models.random_embedding import DESCRIPTION
 from mrct.preprocess.registration_qa import read_registration_qa
+from mrct.report_images import check_size, figure_html, qa_figures_html
+from mrct.report_summary import csv_download, direction_key, summary_html
 
 log = logging.getLogger(__name__)
 
 SECTIONS = {
+    "summary": "The answer",
     "data": "Data and split",
     "preprocessing": "Preprocessing QA",
     "tables": "Metric tables",
     "volumes": "HU metrics on whole volumes",
     "design": "Study design: runs, replicates, selection",
-    "significance": "Significance against scratch",
+    "significance": "Significance against the control",
     "fid": "Distribution distance (FID)",
     "figures": "Figures",
     "latent": "Latent space",
@@ -54,7 +60,9 @@ PACKAGES = ["mrct", "torch", "numpy", "scipy", "pandas", "scikit-image", "scikit
 CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}
 table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
 th{background:#eee}img{max-width:100%}.synthetic,.flagged{background:#fdd;border:2px solid #c00;padding:0.5em;font-weight:bold}
-nav a{margin-right:1em}figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f6f6f6;padding:0.5em;overflow:auto}"""
+nav a{margin-right:1em}figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f6f6f6;padding:0.5em;overflow:auto}
+.answer{font-size:1.05em;border-left:4px solid #2166ac;padding-left:0.6em}.note{font-size:0.85em;color:#555}
+details{margin:0.3em 0}summary{cursor:pointer}details.qa{border:1px solid #ddd;padding:0.2em 0.5em}"""
 
 
 @dataclass
@@ -64,6 +72,8 @@ class ReportInputs:
     manifest: Path
     metric_tables: dict[str, Path]  # direction -> results/tables/metrics_{direction}.csv
     significance: Path
+    replicates: Path | None = None  # results/tables/replicates.csv (seed-to-seed spread), where written
+    forest_plots: dict[str, Path] = field(default_factory=dict)  # direction (mr2ct) -> forest plot PNG
     volumes: Path | None = None  # results/tables/metrics_volumes.csv
     qa_images: list[Path] = field(default_factory=list)
     registration_qa: Path | None = None  # results/preprocessed/registration_qa.csv
@@ -86,13 +96,8 @@ class ReportInputs:
 
 
 def image_tag(path: str | Path, caption: str | None = None) -> str:
-    """An <img> with the PNG inlined as a data: URI (the report must work with no network)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: expected a PNG image for the report, file not found")
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = html.escape(caption if caption is not None else path.stem)
-    return f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+    """An <img> with the PNG inlined as a data: URI at display size (the report must work with no network)."""
+    return figure_html(path, caption if caption is not None else Path(path).stem)
 
 
 def frame_to_html(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
@@ -130,9 +135,6 @@ def metric_table_html(table: pd.DataFrame) -> str:
     return "".join(blocks)
 
 
-RANKING_METRIC = "ssim_masked"
-
-
 def ranking_line(table: pd.DataFrame) -> str:
     """The models ordered by mean SSIM inside the head mask, the metric that ranks them."""
     column = f"{RANKING_METRIC}_avg"
@@ -161,20 +163,21 @@ TABLES_NOTE = (
     "ratio of information sums over the windows centred in the head.</p>"
 )
 
-SIGNIFICANCE_COLUMNS = ["direction", "metric", "model", "n", "mean_difference", "ci_low", "ci_high", "method",
+SIGNIFICANCE_COLUMNS = ["direction", "metric", "model", "control", "n", "mean_difference", "ci_low", "ci_high", "method",
                         "p_value", "p_min_attainable", "p_holm", "rank_biserial", "better", "significant", "note"]
 
 
-def significance_html(table: pd.DataFrame, alpha: float) -> str:
-    """The unit of analysis and n in words, the per-patient tests, and the per-slice ones folded away."""
-    control = html.escape(control_of(table))
+def significance_html(table: pd.DataFrame, alpha: float, csv: Path | None = None) -> str:
+    """The unit of analysis and n in words; the per-patient tests (every one, about 650 rows at the
+    study's shape: folded away, the forest plots of the summary show the main metrics) and the
+    per-slice ones folded away; the table as a CSV download."""
+    controls = ", ".join(sorted(set(table["control"].astype(str)))) if "control" in table.columns else "scratch"
     method = (
-        "<p>Unit of analysis: <b>the patient</b>. Each metric is averaged over a patient's test slices (and "
-        f"over the replicate trainings); the per-patient differences to {control} are tested with a paired "
-        "two-sided Wilcoxon signed-rank test (exact where possible; <i>n</i> = number of tested patients, pooled "
-        "out of fold; <i>p_min_attainable</i> = the smallest "
+        "<p>Unit of analysis: <b>the patient</b>. Each metric is averaged over a patient's test slices; the "
+        f"per-patient differences to the control ({html.escape(controls)}) are tested with a paired two-sided Wilcoxon signed-rank test "
+        "(exact where possible; <i>n</i> = number of test patients; <i>p_min_attainable</i> = the smallest "
         "p-value the test can give for that n), Holm-corrected per direction and metric; the 95 % CI of the "
-        f"mean difference (model − {control}) is a patient-level bootstrap (patients resampled with "
+        "mean difference (model − control) is a patient-level bootstrap (patients resampled with "
         "replacement). Effect size: matched-pairs rank-biserial correlation.</p>"
     )
     sentences = "".join(f"<li>{html.escape(line)}</li>" for line in unit_summary(table, alpha))
@@ -183,7 +186,10 @@ def significance_html(table: pd.DataFrame, alpha: float) -> str:
     patient = table[table["unit"] == "patient"]
     per_slice = table[table["unit"] == "slice"]
     shown = [c for c in SIGNIFICANCE_COLUMNS if c in table.columns]
-    body = method + f"<ul>{sentences}</ul>" + frame_to_html(patient[shown])
+    download = f"<p>The whole table as CSV: {csv_download(csv, 'significance.csv')}.</p>" if csv is not None else ""
+    body = (method + f"<ul>{sentences}</ul>" + "<p>The forest plots of the summary show the main metrics.</p>"
+            + download + f"<details><summary>Per-patient tests: all {len(patient)} rows (direction × metric × "
+            "model)</summary>" + frame_to_html(patient[shown]) + "</details>")
     if len(per_slice):
         body += ("<details><summary>Per-slice tests (unit = slice; slices of a patient are not independent, "
                  "so these p-values are too small: for comparison only)</summary>"
@@ -195,7 +201,12 @@ def significance_html(table: pd.DataFrame, alpha: float) -> str:
 VOLUMES_NOTE = (
     "<p>MR → CT per test patient on the whole synthetic CT volume (every axial slice of the registered MR "
     "translated) against the registered CT in float HU, inside the body mask, with the SynthRAD2023 "
-    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to {clip} HU. Mean ± sample STD "
+    "definitions: MAE unclipped; PSNR and 3-D SSIM after clipping to {clip} HU. MS-SSIM: SynthRAD2025's "
+    "masked multi-scale SSIM (five scales, masked mean per scale, on the same clipped range). Tissue overlap: "
+    "air, soft tissue and bone of the synthetic and the real CT inside the body mask by the HU thresholds of "
+    "<code>evaluate.tissue_hu</code>, compared by Dice and 95th-percentile Hausdorff distance in mm (n/a where "
+    "a class is absent, e.g. no air inside the mask). Anatomical labels (TotalSegmentator, as SynthRAD2025 "
+    "scores): not computed, neither it nor its weights are part of the pipeline. Mean ± sample STD "
     "over patients (the unit of analysis is the patient). The per-slice HU columns of the metric tables come "
     "from the 16-bit slices instead (windowed, resampled to the slice size, 0.06 HU per level).</p>"
 )
@@ -216,14 +227,18 @@ def volumes_section(path: Path | None, hu_clip: list[float] | None = None) -> st
     return VOLUMES_NOTE.format(clip=clip) + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def data_section(manifest: pd.DataFrame) -> str:
+def synthetic_banner(manifest: pd.DataFrame) -> str:
+    """The warning above everything else, the summary included, when the data are synthetic."""
     synthetic = bool(manifest["synthetic"].astype(bool).any()) if "synthetic" in manifest else False
-    banner = ('<p class="synthetic">SYNTHETIC DEMO DATA: these numbers say nothing about real MR/CT '
-              "synthesis.</p>") if synthetic else ""
+    return ('<p class="synthetic">SYNTHETIC DEMO DATA: these numbers say nothing about real MR/CT '
+            "synthesis.</p>") if synthetic else ""
+
+
+def data_section(manifest: pd.DataFrame) -> str:
     per_split = (manifest.groupby("split").agg(patients=("patient", "nunique"), slices=("slice", "size"))
                  .reset_index())
     patients = manifest.groupby(["split", "patient"]).size().rename("slices").reset_index()
-    return banner + frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
+    return frame_to_html(per_split) + "<details><summary>Slices per patient</summary>" + frame_to_html(patients) + "</details>"
 
 
 def patients_html(table: pd.DataFrame) -> str:
@@ -322,13 +337,22 @@ def provenance(config: dict[str, Any]) -> str:
 
 
 def fid_section(path: Path) -> str:
-    """The FID table; rows without a number carry the note that says why (never a made-up value)."""
+    """The FID table, which FID ranks the models and its limits; rows without a number carry the
+    note that says why (never a made-up value)."""
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if ranking_fid(table) == "fid_inception":
+        ranks = ("<b>fid_inception ranks the models</b>: the standard FID (Inception-v3, official weights), "
+                 "comparable in kind with published FIDs. fid_random_embedding is shown beside it.")
+    else:
+        ranks = ("<b>fid_random_embedding ranks the models</b> (no Inception weights, see the notes): the same "
+                 "distance in the features of a fixed random-weight network (" + html.escape(DESCRIPTION)
+                 + "; per-channel mean and STD of every stage) that no compared model trained or chose. Its "
+                 "limits: its scale is its own, not comparable with any Inception or published FID; random "
+                 "features measure intensity, edge and texture statistics rather than what a trained network "
+                 "recognises; compare it between runs of this code only.")
     return ("<p>Fréchet distance between the features of the ground-truth test slices and of each model's "
-            "outputs (lower is closer). <b>fid_inception</b>: standard FID (Inception-v3, official weights). "
-            "<b>fid_scratch_encoder</b>: the same distance in the feature space of the trained scratch "
-            "generator's encoder (pooled bottleneck); no download needed, but its scale is its own. Few test "
-            "slices bias FID upwards: compare models on this test set only.</p>" + frame_to_html(table))
+            f"outputs (lower is closer). {ranks} Few test slices bias FID upwards: compare models on this "
+            "test set only (n_real, n_fake).</p>" + frame_to_html(table))
 
 
 def reader_analysis_section(paths: dict[str, Path]) -> str:
@@ -362,17 +386,28 @@ LATENT_NOTE = (
     "<code>cv_folds</code> folds; NaN with a note when there are fewer than 2 patients). The joint "
     "embedding places every (model, slice) by the slice's distance profile under that model, because the "
     "channels of different networks do not correspond.</p>"
+    "<p><b>Read the change, not the raw score.</b> A generator with random weights already separates MR "
+    "from CT inputs (the modalities differ in intensity statistics, which any network passes on), so every "
+    "score is also computed for a random-weight generator of the same architecture (<code>random</code>) "
+    "and for the start of fine-tuning (<code>pretrained</code>: the weights as downloaded, or a model's "
+    "seeded initial weights when it starts at random). <code>change_finetuning</code> = fine-tuned minus "
+    "pretrained is what fine-tuning did to the separation; <code>finetuned_vs_random</code> compares the "
+    "result with a network that learnt nothing. The per-model plots show the three stages, one row each.</p>"
 )
 
 
 def latent_section(inputs: ReportInputs) -> str:
-    """Separability table, joint embeddings of all models, then the per-model grid and plots."""
+    """The change that fine-tuning made to separability, the raw table, joint embeddings, then the
+    per-model grid and plots."""
     latent = [LATENT_NOTE]
     if inputs.separability is not None:
-        latent.append(frame_to_html(pd.read_csv(inputs.separability)))
+        table = pd.read_csv(inputs.separability)
+        if {"stage", *STAGE_SCORES} <= set(table.columns):
+            latent.append("<h3>What fine-tuning changed</h3>" + frame_to_html(separability_change(table)))
+        latent.append("<details><summary>Every score at every stage</summary>" + frame_to_html(table) + "</details>")
     latent += [image_tag(p, f"All models together: {p.stem}") for p in inputs.latent_joint]
     if inputs.latent_grid is not None:
-        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every model"))
+        latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every fine-tuned model"))
     latent += [image_tag(p) for p in inputs.latent_plots]
     return "".join(latent)
 
@@ -479,23 +514,31 @@ def design_section(design: dict[str, Any]) -> str:
 def build_report(inputs: ReportInputs) -> str:
     """The full HTML page as a string."""
     manifest = pd.read_csv(inputs.manifest)
-    body: dict[str, str] = {"data": data_section(manifest)}
+    forest = {direction_key(d): image_tag(p, f"Forest plot, {DIRECTION_TITLES[direction_key(d)]}: each model's "
+                                             "difference to the control (see Significance for the method)")
+              for d, p in inputs.forest_plots.items()}
+    body: dict[str, str] = {
+        "summary": summary_html(inputs.metric_tables, inputs.significance, inputs.replicates, forest, inputs.alpha),
+        "data": data_section(manifest),
+    }
     if inputs.patients is not None:
         # Centres are letters, empty where unknown: read as text, not as NaN.
         body["data"] += patients_html(pd.read_csv(inputs.patients, dtype=str, keep_default_na=False))
-    registration = ""
+    registration, flagged = "", {}
     if inputs.registration_qa is not None:
         qa = read_registration_qa(inputs.registration_qa)
         body["data"] += excluded_section(qa, manifest)
         registration = registration_qa_section(qa, manifest)
-    body["preprocessing"] = registration + "".join(image_tag(p, f"{Path(p).parent.name}: bias field and registration QA") for p in inputs.qa_images) or "<p>No QA images.</p>"
+        flagged = dict(zip(qa.loc[qa["flagged"], "patient"].astype(str), qa.loc[qa["flagged"], "reason"].astype(str),
+                           strict=True))
+    body["preprocessing"] = registration + qa_figures_html(inputs.qa_images, flagged, "bias field and registration QA") or "<p>No QA images.</p>"
     body["tables"] = "".join(
         f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()
     ) + TABLES_NOTE
     body["volumes"] = volumes_section(inputs.volumes, inputs.config.get("evaluate", {}).get("hu_clip"))
-    significance = pd.read_csv(inputs.significance)
-    body["significance"] = significance_html(significance, inputs.alpha)
+    significance = read_significance(inputs.significance)
+    body["significance"] = significance_html(significance, inputs.alpha, inputs.significance)
     if inputs.design is not None:
         body["design"] = design_section(inputs.design)
     if inputs.fid is not None:
@@ -515,9 +558,11 @@ def build_report(inputs: ReportInputs) -> str:
         f'<section id="{key}"><h2>{html.escape(title)}</h2>{body[key]}</section>' for key, title in shown.items()
     )
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mrct report</title>'
-            f"<style>{CSS}</style></head><body><h1>mrct: MR ↔ CT synthesis report</h1><nav>{nav}</nav>{sections}</body></html>\n")
+            f"<style>{CSS}</style></head><body><h1>mrct: MR ↔ CT synthesis report</h1>{synthetic_banner(manifest)}"
+            f"<nav>{nav}</nav>{sections}</body></html>\n")
 
 
 def write_report(inputs: ReportInputs, target: str | Path) -> None:
-    write_text_atomic(target, build_report(inputs))
-    log.info("report written to %s", target)
+    page = build_report(inputs)
+    write_text_atomic(target, page)
+    log.info("report written to %s (%.1f MB)", target, check_size(page))

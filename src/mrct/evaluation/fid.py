@@ -2,16 +2,20 @@
 
 FID compares distributions, not pairs: it fits a Gaussian to the features of the ground-truth
 slices of a modality and one to the features of a model's outputs for that modality, and
-measures ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)). Two feature spaces:
+measures ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)). Two feature spaces, neither
+defined by a compared model:
 
 * ``fid_inception``: the standard FID (Inception-v3 pool features, :mod:`mrct.models.inception`),
   comparable with the literature in kind, only when the official weights are present; without
-  them the table says so and holds no number;
-* ``fid_scratch_encoder``: the same distance on the pooled bottleneck features (encoder and
-  residual blocks, as in :mod:`mrct.evaluation.latent`) of the trained scratch generator whose input is the
-  modality compared (G_ct2mr for CT, G_mr2ct for MR). It needs no download, so every run has a
-  distribution-level metric, but its values are on another scale and not comparable with any
-  Inception FID, nor between runs with different scratch generators.
+  them the table says so and holds no number. When present, it is the FID that ranks the models.
+* ``fid_random_embedding``: the same distance on the features of a fixed random-weight network
+  (:mod:`mrct.models.random_embedding`: its architecture and seed are fixed in code, it is never
+  trained, and it does not depend on which models are configured; per-channel means and
+  standard deviations of all five stages). It needs no download, so every run has a
+  distribution-level metric, and it ranks the models when Inception FID is absent. Limits: its
+  scale is its own (not comparable with any Inception FID or published number); random features
+  measure intensity, edge and texture statistics, not the semantic content a trained network
+  sees; it is comparable between runs of this code only.
 
 With a few dozen test slices and 2048 features the covariances are singular and FID is biased
 upwards (more so for fewer slices); compare models on the same test set only. ``n_real`` and
@@ -32,7 +36,7 @@ from mrct.slices.manifest import DIRECTIONS, split_rows
 
 log = logging.getLogger(__name__)
 
-FID_COLUMNS = ["model", "direction", "n_real", "n_fake", "fid_inception", "fid_scratch_encoder", "note"]
+FID_COLUMNS = ["model", "direction", "n_real", "n_fake", "fid_inception", "fid_random_embedding", "note"]
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 
@@ -105,9 +109,9 @@ class FidImages:
 
 
 def fid_rows(sets: list[FidImages], inception: FeatureFn | None, inception_note: str,
-             encoders: Mapping[str, FeatureFn] | None, encoder_note: str) -> pd.DataFrame:
-    """One row per model and direction. ``inception`` and ``encoders`` (target modality,
-    "mr" or "ct" -> features) are None when that feature space is unavailable; the note then says why."""
+             embedding: FeatureFn | None, embedding_note: str = "") -> pd.DataFrame:
+    """One row per model and direction. ``inception`` and ``embedding`` (images -> features) are
+    None when that feature space is unavailable; the note then says why."""
     cache: dict[tuple[str, str, int], np.ndarray] = {}
 
     def features(space: str, fn: FeatureFn, images: np.ndarray, key: tuple[str, str] | None) -> np.ndarray:
@@ -122,23 +126,18 @@ def fid_rows(sets: list[FidImages], inception: FeatureFn | None, inception_note:
     for item in sets:
         notes = []
         row = {"model": item.model, "direction": item.direction, "n_real": len(item.real),
-               "n_fake": len(item.fake), "fid_inception": float("nan"), "fid_scratch_encoder": float("nan")}
+               "n_fake": len(item.fake), "fid_inception": float("nan"), "fid_random_embedding": float("nan")}
         if min(len(item.real), len(item.fake)) < 2:
             notes.append("FID: not computed (fewer than 2 slices)")
         else:
-            if inception is None:
-                notes.append(inception_note)
-            else:
-                row["fid_inception"] = fid_from_features(features("inception", inception, item.real, (item.direction, "real")),
-                                                         features("inception", inception, item.fake, None))
-            target = DIRECTIONS[item.direction].target
-            if encoders is None:
-                notes.append(encoder_note)
-            else:
-                fn = encoders[target]
-                row["fid_scratch_encoder"] = fid_from_features(features("encoder", fn, item.real, (item.direction, "real")),
-                                                               features("encoder", fn, item.fake, None))
-        row["note"] = "; ".join(notes)
+            for column, space, fn, note in (("fid_inception", "inception", inception, inception_note),
+                                            ("fid_random_embedding", "embedding", embedding, embedding_note)):
+                if fn is None:
+                    notes.append(note)
+                    continue
+                row[column] = fid_from_features(features(space, fn, item.real, (item.direction, "real")),
+                                                features(space, fn, item.fake, None))
+        row["note"] = "; ".join(n for n in notes if n)
         rows.append(row)
     return pd.DataFrame(rows, columns=FID_COLUMNS)
 
@@ -180,25 +179,21 @@ def inception_feature_fn(weights: Path, batch_size: int, device: str, sha256: st
     return lambda images: inception_features(net, images, batch_size, device).numpy()
 
 
-def encoder_feature_fns(g_mr2ct: Path, g_ct2mr: Path, batch_size: int, device: str) -> dict[str, FeatureFn]:
-    """Modality ("mr", "ct") -> pooled bottleneck features of the scratch generator that reads it
-    (G_mr2ct for MR, G_ct2mr for CT)."""
-    from mrct.evaluation.latent import pooled_bottleneck
-    from mrct.models.trained import load_trained_generator
+def random_embedding_feature_fn(batch_size: int, device: str) -> FeatureFn:
+    """Features of the fixed random-weight network (:mod:`mrct.models.random_embedding`)."""
+    from mrct.models.random_embedding import RandomEmbedding, random_embedding_features
 
-    generators = {"mr2ct": load_trained_generator(g_mr2ct, device), "ct2mr": load_trained_generator(g_ct2mr, device)}
-    return {d.source: (lambda images, g=generators[name]: pooled_bottleneck(g, images, batch_size, device))
-            for name, d in DIRECTIONS.items()}
+    net = RandomEmbedding()
+    return lambda images: random_embedding_features(net, images, batch_size, device)
 
 
 def fid_table(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path], inception_weights: Path,
-              scratch: tuple[Path, Path] | None, batch_size: int, device: str,
-              inception_sha256: str | None = None) -> pd.DataFrame:
+              batch_size: int, device: str, inception_sha256: str | None = None) -> pd.DataFrame:
     """FID per model and direction in both feature spaces (see the module docstring).
 
-    ``scratch`` is (G_mr2ct, G_ct2mr) of the trained scratch model, or None when it is not
-    configured; ``inception_weights`` may be absent (the rows then say FID was not computed).
-    ``inception_sha256`` replaces the official checksum (tests only).
+    ``inception_weights`` may be absent (the Inception column then says FID was not computed);
+    the random-embedding FID is always computed. ``inception_sha256`` replaces the official
+    checksum (tests only).
     """
     sets = load_fid_images(manifest, prediction_dirs)
     inception = None
@@ -206,6 +201,9 @@ def fid_table(manifest: pd.DataFrame, prediction_dirs: Mapping[str, Path], incep
         inception = inception_feature_fn(Path(inception_weights), batch_size, device, inception_sha256)
     else:
         log.warning("%s", not_computed_note(inception_weights))
-    encoders = encoder_feature_fns(*scratch, batch_size, device) if scratch else None
-    return fid_rows(sets, inception, not_computed_note(inception_weights), encoders,
-                    "scratch-encoder FID: not computed (scratch is not among the models)")
+    return fid_rows(sets, inception, not_computed_note(inception_weights), random_embedding_feature_fn(batch_size, device))
+
+
+def ranking_fid(table: pd.DataFrame) -> str:
+    """The column that ranks the models: Inception FID when every row has one, else the random embedding."""
+    return "fid_inception" if len(table) and table["fid_inception"].notna().all() else "fid_random_embedding"

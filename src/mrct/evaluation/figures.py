@@ -19,6 +19,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from mrct.evaluation.evaluate import prediction_path  # noqa: E402
+from mrct.evaluation.forest import RANKING_METRIC  # noqa: E402
+from mrct.evaluation.metrics import HIGHER_IS_BETTER  # noqa: E402
 from mrct.io.atomic import atomic_path  # noqa: E402
 from mrct.io.png import read_gray_png  # noqa: E402
 from mrct.slices.geometry import as_uint8  # noqa: E402
@@ -42,10 +44,31 @@ def figure_slices(manifest: pd.DataFrame, n_slices: int) -> pd.DataFrame:
     return rows.iloc[evenly_spaced(len(rows), n_slices)].reset_index(drop=True)
 
 
+def figure_models(slices: pd.DataFrame, models: Sequence[str], direction: str, control: str, n_best: int,
+                  metric: str = RANKING_METRIC) -> list[str]:
+    """The models a translation grid shows: the control, then the ``n_best`` others by ``metric``.
+
+    ``metric`` is averaged over the direction's test slices, as the metric tables do, so the grid
+    shows the top of the report's ranking. A grid of every model grows by a column per model (19
+    models: a figure of about 4400 px by 1700 px per direction); the control and the best few
+    answer what the grid is for. A control that is not configured is left out.
+    """
+    own = slices[(slices["direction"] == direction) & slices["model"].isin(list(models))]
+    means = own.groupby("model")[metric].mean().reindex([m for m in models if m != control])
+    ascending = not HIGHER_IS_BETTER[metric]
+    best = means.sort_values(ascending=ascending, kind="stable", na_position="last").index[:n_best]
+    return ([control] if control in models else []) + list(best)
+
+
 def translation_grid(
-    manifest: pd.DataFrame, prediction_roots: Mapping[str, str | Path], direction: str, n_slices: int
+    manifest: pd.DataFrame, prediction_roots: Mapping[str, str | Path], direction: str, n_slices: int,
+    n_models: int | None = None,
 ) -> plt.Figure:
-    """Per chosen slice: input, ground truth, each model's output; below, each model's |error|."""
+    """Per chosen slice: input, ground truth, each model's output; below, each model's |error|.
+
+    ``n_models``: how many models were configured, when ``prediction_roots`` holds only some of them
+    (:func:`figure_models`); the title then says so.
+    """
     rows = figure_slices(manifest, n_slices)
     models = list(prediction_roots)
     n_cols = 2 + len(models)
@@ -72,7 +95,10 @@ def translation_grid(
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-    fig.suptitle(f"{direction.replace('2', ' → ').upper()} translations (error maps: 0-128 gray levels)", fontsize=10)
+    shown = "" if n_models is None or n_models <= len(models) else (
+        f"; {len(models)} of {n_models} models: the control and the best by masked SSIM")
+    fig.suptitle(f"{direction.replace('2', ' → ').upper()} translations (error maps: 0-128 gray levels{shown})",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 

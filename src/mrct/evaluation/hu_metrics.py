@@ -14,6 +14,9 @@ SimpleITK mask image, not its array, to ``ssim``, which fails with SimpleITK 2.5
 followed as written, on the mask array.) The volume metrics (:func:`volume_hu_metrics`) are the SynthRAD2023
 numbers. :func:`hu_metrics` on a 2-D slice is the same definition per slice; in the evaluation
 those per-slice values come from 8-bit PNGs (windowed, quantised) and are labelled per-slice.
+
+:func:`ms_ssim_hu` is SynthRAD2025's masked multi-scale SSIM (its ``image_metrics.py``, github.com/
+SynthRAD2025/evaluation), beside SynthRAD2023's SSIM; see its docstring for the definition.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from skimage.metrics import structural_similarity
+
+from mrct.evaluation.tissue import TISSUE_METRICS
 
 #: Per-slice HU metrics (from the 8-bit PNGs; labelled per-slice in the tables).
 HU_METRICS = ["hu_mae", "hu_psnr", "hu_ssim"]
@@ -96,14 +101,127 @@ def _masked_ssim(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, background
     return float(ssim_map[kept[box]].mean())
 
 
-#: Column names of the volume metrics (results/metrics/{model}_volumes.csv, an interface).
-VOLUME_METRICS = ["mae_hu", "psnr_hu", "ssim_hu"]
+#: SynthRAD2025's MS-SSIM: the five scale weights of Wang et al. 2003 (eq. 7 and section 3.2).
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ms_ssim_min_size(levels: int = len(MS_SSIM_WEIGHTS), window: int = SSIM_DEFAULT_WINDOW) -> int:
+    """Smallest side that still holds one ``window`` after ``levels - 1`` halvings: 97 for 5 and 7.
+
+    Each halving keeps ``ceil(n / 2)`` voxels, so ``n`` must be at least ``(window - 1) * 2^(levels - 1) + 1``.
+    """
+    return (window - 1) * 2 ** (levels - 1) + 1
+
+
+def _box_mean(volume: np.ndarray, size: int) -> np.ndarray:
+    """Mean over a ``size``-wide cube around each voxel, mirrored at the faces (d c b a | a b c d).
+
+    The same values as ``scipy.ndimage.uniform_filter(volume, size)`` (mode 'reflect'), computed by
+    running sums along each axis; the tests compare the two.
+    """
+    out = np.pad(volume, size // 2, mode="symmetric")
+    for axis, n in enumerate(volume.shape):
+        # window sums along this axis: S[i + size] - S[i] over the running sum S (with S[0] = 0);
+        # the axes not yet summed keep their padding until their own pass
+        running = np.cumsum(out, axis=axis, dtype=np.float64)
+        running = np.concatenate([np.zeros_like(np.take(running, [0], axis=axis)), running], axis=axis)
+        out = np.take(running, np.arange(size, size + n), axis=axis) - np.take(running, np.arange(n), axis=axis)
+    return out / size**volume.ndim
+
+
+def _ssim_components_map(x: np.ndarray, y: np.ndarray, data_range: float, weight: float) -> np.ndarray:
+    """SynthRAD2025's SSIM map at one scale: (L C S)^weight per voxel, each component clipped at 0.
+
+    Uniform 7-wide window, sample covariance, K1 0.01, K2 0.03, C3 = C2 / 2; C and S use the
+    square roots of the variances clipped at 0. The challenge code gives luminance, contrast
+    and structure the same exponent at every scale (its luminance-only-at-the-last-scale line is
+    overwritten before use); this follows it.
+    """
+    window = SSIM_DEFAULT_WINDOW
+    n = window**x.ndim
+    cov_norm = n / (n - 1)
+    ux, uy = _box_mean(x, window), _box_mean(y, window)
+    vx = cov_norm * (_box_mean(x * x, window) - ux * ux)
+    vy = cov_norm * (_box_mean(y * y, window) - uy * uy)
+    vxy = cov_norm * (_box_mean(x * y, window) - ux * uy)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    c3 = c2 / 2
+    sx, sy = np.sqrt(np.clip(vx, 0, None)), np.sqrt(np.clip(vy, 0, None))
+    luminance = np.clip((2 * ux * uy + c1) / (ux * ux + uy * uy + c1), 0, None)
+    contrast = np.clip((2 * sx * sy + c2) / (vx + vy + c2), 0, None)
+    structure = np.clip((vxy + c3) / (sx * sy + c3), 0, None)
+    return luminance**weight * contrast**weight * structure**weight
+
+
+def _halve(volume: np.ndarray) -> np.ndarray:
+    """SynthRAD2025's down-sampling: the mean of each voxel and its predecessor along every axis
+    (zero before the first), then every other voxel from the first.
+
+    Its code convolves with a 2x2x2 box (``scipy.signal.fftconvolve``, mode 'same', whose window
+    for an even kernel ends at the voxel itself); here the eight shifted copies are summed.
+    """
+    padded = np.pad(volume, 1, mode="constant")[tuple(slice(0, n + 1) for n in volume.shape)]
+    total = np.zeros(volume.shape, np.float64)
+    for offsets in np.ndindex(*(2,) * volume.ndim):
+        total += padded[tuple(slice(o, o + n) for o, n in zip(offsets, volume.shape, strict=True))]
+    return (total / 2**volume.ndim)[tuple(slice(None, None, 2) for _ in volume.shape)]
+
+
+def ms_ssim_hu(sct_hu: np.ndarray, ct_hu: np.ndarray, mask: np.ndarray, hu_range: Sequence[float],
+               weights: Sequence[float] = MS_SSIM_WEIGHTS) -> float:
+    """SynthRAD2025's masked MS-SSIM of a synthetic CT volume against the CT (1 for identical volumes).
+
+    Both volumes are clipped to ``hu_range``, every voxel outside the mask is set to its low end,
+    and values are shifted to start at 0 (data range ``hi - lo``). Every side shorter than
+    :func:`ms_ssim_min_size` (97) is edge-padded (images and mask) to that size, split as evenly
+    as possible with the extra voxel after. At each of the five scales the SSIM map
+    (:func:`_ssim_components_map`, exponent = that scale's weight) and the mask are cropped by 3
+    voxels at every face and the map is averaged over the mask; then the volumes are halved
+    (:func:`_halve`) and the mask subsampled (every other voxel). MS-SSIM is the product of the
+    five masked means, each clipped to [0, 1]. NaN when a scale has no mask voxel left.
+
+    Deviation: the challenge fixes the range at [-1024, 3071] HU; the pipeline passes
+    ``evaluate.hu_clip`` so that the SSIM and MS-SSIM columns share one range.
+    """
+    lo, hi = _check_clip(hu_range)
+    mask = np.asarray(mask) > 0
+    sct, ct = np.asarray(sct_hu, np.float64), np.asarray(ct_hu, np.float64)
+    if sct.shape != ct.shape or mask.shape != ct.shape or ct.ndim != 3:
+        raise ValueError(f"expected 3-D sCT, CT and mask of one shape, got {sct.shape}, {ct.shape}, {mask.shape}")
+    if not mask.any():
+        return math.nan
+    x = np.where(mask, np.clip(ct, lo, hi), lo) - lo
+    y = np.where(mask, np.clip(sct, lo, hi), lo) - lo
+    target = ms_ssim_min_size(len(weights))
+    pads = [(max(target - n, 0) // 2, max(target - n, 0) - max(target - n, 0) // 2) for n in ct.shape]
+    x, y = np.pad(x, pads, mode="edge"), np.pad(y, pads, mode="edge")
+    m = np.pad(mask, pads, mode="edge")
+    inner = SSIM_CROP
+    values = []
+    for level, weight in enumerate(weights):
+        ssim_map = _ssim_components_map(x, y, hi - lo, float(weight))
+        keep = tuple(slice(inner, n - inner) for n in m.shape)
+        kept = m[keep]
+        if not kept.any():
+            return math.nan
+        values.append(float(ssim_map[keep][kept].mean()))
+        if level < len(weights) - 1:
+            x, y, m = _halve(x), _halve(y), m[::2, ::2, ::2]
+    return float(np.prod(np.clip(values, 0.0, 1.0)))
+
+
+#: Column names of the volume metrics (results/metrics/{model}_volumes.csv, an interface): the HU
+#: metrics, then tissue overlap (:mod:`mrct.evaluation.tissue`).
+VOLUME_HU_METRICS = ["mae_hu", "psnr_hu", "ssim_hu", "ms_ssim_hu"]
+VOLUME_METRICS = [*VOLUME_HU_METRICS, *TISSUE_METRICS]
 
 
 def volume_hu_metrics(sct_hu: np.ndarray, ct_hu: np.ndarray, mask: np.ndarray,
                       hu_clip: Sequence[float]) -> dict[str, float]:
-    """SynthRAD2023's MAE, PSNR and SSIM of a synthetic CT volume in float HU against the CT."""
+    """SynthRAD2023's MAE, PSNR and SSIM and SynthRAD2025's MS-SSIM of a synthetic CT volume in float
+    HU against the CT."""
     if np.ndim(ct_hu) != 3:
         raise ValueError(f"expected 3-D volumes [slice, row, col], got shape {np.shape(ct_hu)}")
     values = hu_metrics(sct_hu, ct_hu, mask, hu_clip)
-    return {"mae_hu": values["hu_mae"], "psnr_hu": values["hu_psnr"], "ssim_hu": values["hu_ssim"]}
+    return {"mae_hu": values["hu_mae"], "psnr_hu": values["hu_psnr"], "ssim_hu": values["hu_ssim"],
+            "ms_ssim_hu": ms_ssim_hu(sct_hu, ct_hu, mask, hu_clip)}

@@ -28,6 +28,17 @@ under cross-validation whose folds are grouped by patient (neighbouring slices o
 near-duplicates; with slice-level folds a test slice finds its own patient in the training folds).
 ``mrct.evaluation.latent_joint`` embeds all models together.
 
+Controls. A generator that has never seen a medical image already separates MR-like from CT-like
+inputs (the two modalities differ in intensity statistics, which any convolution passes on), so
+a raw separability score says nothing about fine-tuning. Every score and embedding is therefore
+computed at three **stages** of each model (:data:`STAGES`): ``random``, a generator of the same
+architecture with random weights (:func:`random_generators`: the reference initialisation from a
+seed of its own, the same for every model of one architecture); ``pretrained``, the start of
+fine-tuning (the weights as downloaded, or for a model that starts at random its seeded initial
+weights, exactly as training built them); and ``finetuned``, the trained generators. What
+fine-tuning did is the change from ``pretrained`` to ``finetuned`` (:func:`separability_change`);
+``random`` says how much of a score any network of that shape gives.
+
 Tiny test sets are common (the demo has a few dozen slices), so perplexity, UMAP neighbours, k
 and the number of folds are clamped to what the sample size allows, and the clamped values are
 recorded next to the scores.
@@ -49,6 +60,13 @@ log = logging.getLogger(__name__)
 
 GENERATORS = tuple(DIRECTIONS)
 MODALITIES = ("MR", "CT")
+#: Stages of a model whose latent space is analysed, from the control to the result.
+STAGES = ("random", "pretrained", "finetuned")
+#: The random control's weights come from ``seed + RANDOM_SEED_OFFSET``, so they differ from the
+#: seeded start of a model that starts at random (which uses ``seed`` itself).
+RANDOM_SEED_OFFSET = 7919
+#: Separability scores compared between stages.
+STAGE_SCORES = ("silhouette", "knn_accuracy")
 
 
 @dataclass(frozen=True)
@@ -86,8 +104,8 @@ def pooled_bottleneck(generator: torch.nn.Module, images: np.ndarray, batch_size
     """Global average of the bottleneck per channel, ``[N, C]``: the means of :func:`bottleneck_statistics`.
 
     Equal to the global average of the encoder output (the residual blocks add zero-mean
-    branches), so it is an encoder feature; ``mrct.evaluation.fid`` uses it as one. The latent
-    analysis uses :func:`bottleneck_statistics`.
+    branches), so it is an encoder feature, blind to the residual blocks: kept to show that
+    (tests), not used. The latent analysis uses :func:`bottleneck_statistics`.
     """
     statistics = bottleneck_statistics(generator, images, batch_size, device)
     return statistics[:, : statistics.shape[1] // 2]
@@ -240,6 +258,75 @@ def analyse(
     return embeddings, pd.DataFrame(rows)
 
 
+def random_generators(generators: Mapping[str, torch.nn.Module], seed: int) -> dict[str, torch.nn.Module]:
+    """The random control: per direction, a generator of the same architecture as the given one,
+    with the reference initialisation (conv weights ~ N(0, 0.02), biases 0; an adapter starts as
+    the identity) drawn in turn from one generator seeded with ``seed + RANDOM_SEED_OFFSET``.
+
+    Only the architectures are read, never the weights, so every model of one architecture gets
+    the same control.
+    """
+    from mrct.models.networks import ResnetGenerator, init_weights
+
+    gen = torch.Generator().manual_seed(seed + RANDOM_SEED_OFFSET)
+    out = {}
+    for name, net in generators.items():
+        device = next(net.parameters()).device
+        out[name] = init_weights(ResnetGenerator(**net.architecture), generator=gen).to(device).eval()
+    return out
+
+
+def analyse_stages(
+    generators: Mapping[str, Mapping[str, torch.nn.Module]], mr: np.ndarray, ct: np.ndarray, patients: np.ndarray,
+    settings: LatentSettings, device: str = "cpu",
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict], pd.DataFrame]:
+    """Features, embeddings and separability of every stage: ``generators`` is ``{stage: {direction: net}}``.
+
+    Returns ``{stage: features}``, ``{stage: embeddings}`` and one table with a ``stage`` column
+    (stages in :data:`STAGES` order, then directions).
+    """
+    unknown = sorted(set(generators) - set(STAGES))
+    if unknown:
+        raise ValueError(f"latent stages: expected some of {STAGES}, got {unknown}")
+    features, embeddings, tables = {}, {}, []
+    for stage in (s for s in STAGES if s in generators):
+        features[stage] = extract_features(generators[stage], mr, ct, settings.batch_size, device)
+        embeddings[stage], table = analyse(features[stage], patients, settings)
+        tables.append(table.assign(stage=stage))
+    table = pd.concat(tables, ignore_index=True)
+    return features, embeddings, table[["stage", *[c for c in table.columns if c != "stage"]]]
+
+
+def separability_change(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, generator and score: its value at each stage and what fine-tuning changed
+    (``finetuned - pretrained``); ``finetuned - random`` says how far the result is from a network
+    that never learnt anything."""
+    missing = [c for c in ("model", "stage", "generator", *STAGE_SCORES) if c not in table.columns]
+    if missing:
+        raise ValueError(f"separability table: expected columns model, stage, generator, {list(STAGE_SCORES)}; "
+                         f"missing {missing}")
+    long = table.melt(id_vars=["model", "stage", "generator"], value_vars=list(STAGE_SCORES), var_name="score")
+    wide = long.pivot_table(index=["model", "generator", "score"], columns="stage", values="value",
+                            aggfunc="first", dropna=False, sort=False)
+    wide = wide.reindex(columns=[s for s in STAGES if s in wide.columns])
+    for stage in STAGES:
+        if stage not in wide.columns:
+            wide[stage] = np.nan
+    wide["change_finetuning"] = wide["finetuned"] - wide["pretrained"]
+    wide["finetuned_vs_random"] = wide["finetuned"] - wide["random"]
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def stage_key(stage: str, key: str) -> str:
+    """Name of an array of a stage in the features file: the fine-tuned stage keeps the plain name
+    (``features_mr2ct``, ``tsne_mr2ct``: what the joint embedding and the grid read); the controls
+    are prefixed (``pretrained_features_mr2ct``, ``random_tsne_ct2mr``)."""
+    if stage not in STAGES:
+        raise ValueError(f"latent stage: expected one of {STAGES}, got {stage!r}")
+    return key if stage == "finetuned" else f"{stage}_{key}"
+
+
 def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
     from sklearn.metrics import silhouette_score
 
@@ -269,6 +356,19 @@ def plot_embeddings(embeddings: Mapping[str, np.ndarray], method: str, n_per_mod
     return fig
 
 
+def plot_stages(embeddings: Mapping[str, Mapping[str, np.ndarray]], method: str, n_per_modality: int, title: str):
+    """One row per stage (random, pretrained, fine-tuned), one panel per generator."""
+    import matplotlib.pyplot as plt
+
+    stages = [s for s in STAGES if s in embeddings]
+    fig, axes = plt.subplots(len(stages), len(GENERATORS), figsize=(4.2 * len(GENERATORS), 4 * len(stages)),
+                             squeeze=False)
+    for row_axes, stage in zip(axes, stages, strict=True):
+        plot_embeddings(embeddings[stage], method, n_per_modality, f"{title} {stage}", axes=row_axes)
+    fig.tight_layout()
+    return fig
+
+
 def test_images(manifest: pd.DataFrame, max_slices: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Test rows (at most ``max_slices``, evenly spaced) and their MR and CT PNGs as uint8 stacks."""
     from mrct.io.png import read_gray_png
@@ -281,15 +381,25 @@ def test_images(manifest: pd.DataFrame, max_slices: int | None) -> tuple[pd.Data
     return rows, mr, ct
 
 
-def save_latent(path, rows: pd.DataFrame, features: Mapping[str, np.ndarray], embeddings: Mapping[str, np.ndarray]) -> None:
-    """Features, embeddings and slice ids in one .npz (written atomically).
+def save_latent(path, rows: pd.DataFrame, features: Mapping[str, Mapping[str, np.ndarray]],
+                embeddings: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """Features and embeddings of every stage, and the slice ids, in one .npz (written atomically).
 
-    ``features_{generator}`` is ``[2N, 2C]`` (rows: MR slices then CT slices; columns named by
-    ``feature_names``); ``modality``, ``patient`` and ``slice`` label the rows.
+    ``features`` and ``embeddings`` are ``{stage: {name: array}}``; arrays are named by
+    :func:`stage_key` (``features_{generator}`` of the fine-tuned stage, ``pretrained_features_...``
+    and ``random_features_...`` of the controls). A features array is ``[2N, 2C]`` (rows: MR slices
+    then CT slices; columns named by ``feature_names``); ``modality``, ``patient`` and ``slice``
+    label the rows; ``stages`` lists the stages present.
     """
     from mrct.io.atomic import atomic_path
 
     n = len(rows)
+    arrays = {}
+    for stage, stage_features in features.items():
+        arrays.update({stage_key(stage, f"features_{k}"): v for k, v in stage_features.items()})
+    for stage, stage_embeddings in embeddings.items():
+        arrays.update({stage_key(stage, k): v for k, v in stage_embeddings.items()})
+    first = next(iter(next(iter(features.values())).values()))
     with atomic_path(path) as tmp:
         np.savez_compressed(
             tmp,
@@ -297,9 +407,9 @@ def save_latent(path, rows: pd.DataFrame, features: Mapping[str, np.ndarray], em
             # A fixed-width string array, not pandas' object array (which needs pickle to load).
             patient=np.concatenate([rows["patient"].to_numpy(dtype=str)] * 2),
             slice=np.concatenate([rows["slice"].to_numpy()] * 2),
-            feature_names=feature_names(next(iter(features.values())).shape[1] // 2),
-            **{f"features_{k}": v for k, v in features.items()},
-            **dict(embeddings),
+            feature_names=feature_names(first.shape[1] // 2),
+            stages=np.array([s for s in STAGES if s in features]),
+            **arrays,
         )
 
 

@@ -53,6 +53,8 @@ import numpy as np
 from scipy.ndimage import correlate1d
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from mrct.evaluation.tissue import TISSUE_CLASSES
+
 log = logging.getLogger(__name__)
 
 DATA_RANGE_8BIT = 255.0
@@ -76,6 +78,9 @@ HIGHER_IS_BETTER = {
     "mae_hu": False,
     "psnr_hu": True,
     "ssim_hu": True,
+    "ms_ssim_hu": True,
+    **{f"dice_{c}": True for c in TISSUE_CLASSES},
+    **{f"hd95_{c}_mm": False for c in TISSUE_CLASSES},
 }
 IMAGE_METRICS = ["psnr", "ssim", "uqi", "vif", "mae", "mse", "rmse"]
 MASKED_SUFFIX = "_masked"

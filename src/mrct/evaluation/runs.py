@@ -121,29 +121,3 @@ def training_table(summaries: Sequence[str | Path], manifests: Sequence[str | Pa
                         "n_train_patients": n_train})
     return pd.DataFrame.from_records(records, columns=TRAINING_COLUMNS)
 
-
-def pooled_features(generators_by_fold: Mapping[int, Mapping[str, object]], folds: Sequence[int],
-                    mr: np.ndarray, ct: np.ndarray, batch_size: int, device: str) -> dict[str, np.ndarray]:
-    """Latent features of tested slices, each through the generators of the fold that tested it.
-
-    ``folds[i]`` is the fold of slice i (the manifest's ``fold`` column, 0 for the single split);
-    the result is laid out as :func:`mrct.evaluation.latent.extract_features` lays out its own
-    (the N MR slices, then the N CT slices), so the rest of the latent analysis is unchanged.
-    """
-    from mrct.evaluation.latent import extract_features
-
-    folds = np.asarray(folds)
-    n = len(folds)
-    pooled: dict[str, np.ndarray] = {}
-    for fold in sorted(set(folds.tolist())):
-        if fold not in generators_by_fold:
-            raise ValueError(f"latent space: no generators of fold {fold}, which tested "
-                             f"{int((folds == fold).sum())} of the slices")
-        index = np.flatnonzero(folds == fold)
-        features = extract_features(generators_by_fold[fold], mr[index], ct[index], batch_size, device)
-        for name, values in features.items():
-            if name not in pooled:
-                pooled[name] = np.full((2 * n, values.shape[1]), np.nan, dtype=values.dtype)
-            pooled[name][index] = values[: len(index)]
-            pooled[name][n + index] = values[len(index):]
-    return pooled

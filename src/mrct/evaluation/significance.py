@@ -237,8 +237,9 @@ def significance_table(
 ) -> pd.DataFrame:
     """Every model against ``baseline`` per direction, metric and unit, from the per-slice metrics.
 
-    ``volumes``, the per-patient SynthRAD2023 HU metrics of the synthetic CTs (one row per model
-    and test patient, see :func:`read_patient_tables`), adds MR -> CT rows whose unit is the patient.
+    ``volumes``, the per-patient volume metrics of the synthetic CTs (HU metrics and tissue overlap,
+    one row per model and test patient, see :func:`read_patient_tables`), adds MR -> CT rows whose
+    unit is the patient.
     """
     if baseline not in models:
         return _skip(f"skipped: baseline {baseline!r} is not among the configured models")
@@ -253,8 +254,8 @@ def significance_table(
         for unit in units:
             frames.append(compare_models(own, models, direction, metrics, unit, baseline, alpha, seed, n_bootstrap))
     if volumes is not None and not volumes.empty:
-        frames.append(compare_models(volumes, models, "mr2ct", VOLUME_METRICS, "patient", baseline, alpha, seed,
-                                     n_bootstrap))
+        metrics = [m for m in VOLUME_METRICS if m in volumes.columns]
+        frames.append(compare_models(volumes, models, "mr2ct", metrics, "patient", baseline, alpha, seed, n_bootstrap))
     if not frames:
         return _skip("skipped: no metric rows in any direction")
     return pd.concat(frames, ignore_index=True)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from mrct.evaluation.hu_metrics import HU_METRICS
 from mrct.evaluation.metrics import HIGHER_IS_BETTER, IMAGE_METRICS, MASKED_METRICS, MASKED_SUFFIX
+from mrct.evaluation.tissue import TISSUE_CLASSES
 from mrct.io.atomic import write_text_atomic
 from mrct.models.registry import model_info
 from mrct.slices.manifest import DIRECTIONS
@@ -32,10 +33,14 @@ LABELS = {
     "psnr": "PSNR (dB)", "ssim": "SSIM", "uqi": "UQI", "vif": "VIF", "mae": "MAE", "mse": "MSE", "rmse": "RMSE",
     "hu_mae": "Slice MAE (HU)", "hu_psnr": "Slice PSNR (HU, dB)", "hu_ssim": "Slice SSIM (HU)",
     "mae_hu": "Volume MAE (HU)", "psnr_hu": "Volume PSNR (HU, dB)", "ssim_hu": "Volume SSIM (HU)",
+    "ms_ssim_hu": "Volume MS-SSIM (HU)",
+    **{f"dice_{c}": f"Volume Dice {c}" for c in TISSUE_CLASSES},
+    **{f"hd95_{c}_mm": f"Volume HD95 {c} (mm)" for c in TISSUE_CLASSES},
 }
 LABELS.update({f"{m}{MASKED_SUFFIX}": f"{LABELS[m]} in mask" for m in IMAGE_METRICS})
 #: Decimals per metric (2 unless named): slice tables and the volume table share them.
-DECIMALS = {"ssim": 4, "uqi": 4, "vif": 4, "hu_ssim": 4, "mae_hu": 1, "ssim_hu": 4}
+DECIMALS = {"ssim": 4, "uqi": 4, "vif": 4, "hu_ssim": 4, "mae_hu": 1, "ssim_hu": 4, "ms_ssim_hu": 4,
+            **{f"dice_{c}": 3 for c in TISSUE_CLASSES}}
 DECIMALS.update({f"{m}{MASKED_SUFFIX}": DECIMALS[m] for m in IMAGE_METRICS if m in DECIMALS})
 #: Titles of the blocks of a summary table; the masked block comes first because it ranks the models.
 GROUP_TITLES = {

@@ -470,8 +470,9 @@ def design_summary(design: dict[str, Any]) -> str:
         text += (f"Smaller training sets {list(design['train_sizes'])} (nested subsets) feed the learning curve "
                  "only; everything else uses the full training set. ")
     text += (f"The significance tests compare every model with {design['control']}. "
-             "The latent space, FID, the whole-volume HU metrics, the figures and the reader study use the "
-             "out-of-fold predictions of replicate 0 on the full training set.")
+             "FID, the whole-volume HU metrics, the figures and the reader study use the out-of-fold "
+             "predictions of replicate 0 on the full training set; the latent space the generators of fold 0, "
+             "replicate 0, on that fold's test patients.")
     if design["control"] == "random_init":
         text += (" random_init has the zoo models' networks and training (strategy, frozen layers, adapters, "
                  "learning rate and schedule) and differs from them only in its random start: the comparison "

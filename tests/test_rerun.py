@@ -27,7 +27,7 @@ PREPROCESSING = {
 UPSTREAM_OF_TRAIN = PREPROCESSING | {"download_pretrained", "pretrain_photos"}
 DOWNSTREAM_OF_TRAIN = {"predict", "evaluate", "tables", "latent", "latent_summary", "latent_joint",
                        "fid", "figures", "report", "translate_volume", "evaluate_volumes", "tables_volumes",
-                       "reader_study", "reader_study_analysis", "training_table", "select_model"}
+                       "reader_study", "reader_study_analysis", "training_table", "select_model", "forest_plots"}
 MODEL_FILE = "results/models/scratch/G_mr2ct.pth"
 
 

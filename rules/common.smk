@@ -426,7 +426,7 @@ def get_control():
     return control
 
 
-# --- reader study and FID (issue 13) ---
+# --- reader study and FID ---
 
 
 INCEPTION_WEIGHTS = f"resources/inception/{INCEPTION_FILE}"

@@ -67,7 +67,7 @@ def _assert_train_and_downstream(rules, workflow_rules: set[str]) -> None:
     assert rules["train"] == len(tw.E2E["models"]), rules
     assert not set(rules) & UPSTREAM_OF_TRAIN, rules
     assert set(rules) - {"train", "all"} <= DOWNSTREAM_OF_TRAIN, rules
-    # What consumes the model must follow it (as far as those rules exist yet).
+    # What consumes the model must follow it.
     consumers = {"predict", "evaluate", "tables", "report"} & workflow_rules
     assert consumers <= set(rules), rules
 

@@ -104,13 +104,45 @@ def test_tables_are_the_mean_and_std_of_the_per_slice_metrics(e2e_run: Path, dir
     assert checked >= len(MODELS) * 10  # an STD over several slices for (almost) every metric
 
 
+def _patients_with_values(run: Path, model: str, direction: str, metric: str) -> set[str]:
+    """Tested patients with a value of ``metric`` for ``model``, from the per-slice or volume table."""
+    slices = _slice_metrics(run)
+    own = slices[(slices["model"] == model) & (slices["direction"] == direction)]
+    if metric in own.columns:
+        return set(own.loc[own[metric].notna(), "patient"].astype(str))
+    volumes = pd.read_csv(run / "results" / "metrics" / f"{model}_volumes.csv")
+    return set(volumes.loc[volumes[metric].notna(), "patient"].astype(str))
+
+
 def test_significance_counts_every_tested_patient(e2e_run: Path) -> None:
     table = pd.read_csv(e2e_run / "results" / "tables" / "significance.csv")
     patients = table[table["unit"] == "patient"]
-    assert not patients.empty and set(patients["model"]) == set(MODELS) - {"scratch"}
-    assert (patients["n"] == len(_test_patients(e2e_run))).all(), patients[["metric", "n"]]
-    assert patients["p_value"].between(0, 1).all()
-    assert (patients["ci_low"] <= patients["ci_high"]).all()
+    control = tw.e2e_config()["evaluate"]["control"] or "scratch"
+    assert not patients.empty and set(patients["model"]) == set(MODELS) - {control}
+    assert (patients["control"] == control).all()
+    # n is every tested patient, wherever the metric is defined for both models (e.g. no air
+    # inside a head's body mask leaves the air HD95 undefined for every patient).
+    tested = len(_test_patients(e2e_run))
+    for row in patients.itertuples():
+        both = (_patients_with_values(e2e_run, row.model, row.direction, row.metric)
+                & _patients_with_values(e2e_run, control, row.direction, row.metric))
+        assert row.n == len(both), (row.direction, row.metric, row.n, sorted(both))
+    assert (patients["n"] == tested).mean() > 0.9, patients[["metric", "n"]]
+    several = patients[patients["n"] >= 2]  # a bootstrap interval needs two patients
+    assert several["p_value"].between(0, 1).all()
+    assert (several["ci_low"] <= several["ci_high"]).all()
+
+
+def test_the_mixed_up_patient_is_left_out_and_named_in_the_report(e2e_run: Path) -> None:
+    mixed_up = tw.E2E["dataset"]["demo"]["mixed_up"]
+    qa = pd.read_csv(e2e_run / "results" / "preprocessed" / "registration_qa.csv", dtype={"patient": str})
+    qa = qa.set_index("patient")
+    assert qa.loc[mixed_up, "flagged"].all() and (qa.loc[mixed_up, "decision"] == "left out").all()
+    assert not qa.drop(index=mixed_up)["flagged"].any(), qa.to_string()  # correct pairs pass
+    assert set(_manifest(e2e_run)["patient"].astype(str)).isdisjoint(mixed_up)
+    page = (e2e_run / "results" / "report.html").read_text(encoding="utf-8")
+    for patient in mixed_up:
+        assert f"<b>{patient}</b>, left out" in page
 
 
 def test_latent_separability_is_computed(e2e_run: Path) -> None:

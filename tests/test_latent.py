@@ -326,3 +326,15 @@ def test_separability_change_is_finetuned_minus_pretrained():
     assert len(change) == 4
     with pytest.raises(ValueError, match="stage"):
         separability_change(table.drop(columns="stage"))
+
+
+def test_the_random_control_of_a_unet_is_a_unet_of_the_same_architecture():
+    import torch
+
+    from mrct.models.unet import UnetGenerator
+
+    trained = UnetGenerator(input_nc=3, output_nc=3, num_downs=3, ngf=4)
+    control = random_generators({"mr2ct": trained}, seed=0)["mr2ct"]
+    assert type(control) is UnetGenerator and control.architecture == trained.architecture
+    assert control.state_dict().keys() == trained.state_dict().keys()
+    assert not all(torch.equal(a, b) for a, b in zip(control.state_dict().values(), trained.state_dict().values()))

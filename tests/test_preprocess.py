@@ -50,6 +50,7 @@ def _bias_residual(patient, brain, method):
     return _log_std(truth), _log_std(truth / estimate)
 
 
+@pytest.mark.slow  # two 1 mm heads through N4: about 15 s each on 2 free cores
 @pytest.mark.parametrize("patient_id", ["demo001", "demo002"])
 def test_n4_removes_at_least_half_of_the_known_field(template_1mm, patient_id):
     # At 1 mm, as real scans and the preprocessing benchmark; misaligned MR, Rician noise 2 %.
@@ -78,6 +79,7 @@ def real_head():
     return real_head_module.load_real_head()
 
 
+@pytest.mark.slow  # the real 1 mm head through N3 twice: about 20 s each on 2 free cores
 @pytest.mark.parametrize("field_of", ["demo001", "demo002"])
 def test_n3_removes_at_least_half_of_a_known_field_on_a_real_head(real_head, field_of):
     # A real single-subject head MR at 1 mm (pycortex's S1) times the demo's field for

@@ -137,8 +137,13 @@ def _slice_metrics(rng: np.random.Generator) -> pd.DataFrame:
 
 def _volumes(slices: pd.DataFrame) -> pd.DataFrame:
     means = slices[slices["direction"] == "mr2ct"].groupby(["model", "patient"])["ssim_masked"].mean().reset_index()
-    return means.assign(mae_hu=300 * (1.2 - means["ssim_masked"]), psnr_hu=40 * means["ssim_masked"],
-                        ssim_hu=means["ssim_masked"])[["model", "patient", *VOLUME_METRICS]]
+    volumes = means.assign(mae_hu=300 * (1.2 - means["ssim_masked"]), psnr_hu=40 * means["ssim_masked"],
+                           ssim_hu=means["ssim_masked"])
+    # The other volume metrics (MS-SSIM, tissue Dice and HD95) follow the same per-patient quality.
+    for metric in VOLUME_METRICS:
+        if metric not in volumes:
+            volumes[metric] = means["ssim_masked"] if not metric.startswith("hd95") else 10 * (1 - means["ssim_masked"])
+    return volumes[["model", "patient", *VOLUME_METRICS]]
 
 
 def _replicates(slices: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

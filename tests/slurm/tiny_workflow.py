@@ -50,7 +50,7 @@ TINY: dict[str, Any] = {
 
 # The suite's one shared end-to-end run (tests/conftest.py: ``e2e_run``), reused by every test that
 # needs a finished pipeline: five patients so that three are tested (a significance test over
-# patients, a patient-grouped k-NN and an STD need more than one), a pretrained model beside scratch.
+# patients, a patient-grouped k-NN and an STD need more than one), a pretrained and a paired model beside scratch.
 E2E: dict[str, Any] = {
     # demo003 (a training patient with seed 7) gets another head's MR: registration QA must flag it
     # and leave it out end to end. The other pairs are registered as the repository's config does
@@ -59,7 +59,8 @@ E2E: dict[str, Any] = {
     "preprocess": {"registration": load_config(ROOT / "config.yaml")["preprocess"]["registration"],
                    "registration_qa": {"keep_flagged": False}},
     "split": {"train_fraction": 0.5},
-    "models": ["scratch", "skimage_photos"],
+    # the CycleGAN baseline, a pretrained CycleGAN start and the paired (pix2pix) baseline
+    "models": ["scratch", "skimage_photos", "pix2pix_scratch"],
     "slices": {"size": 48},
     # three tested patients: the model shown is chosen on one of them, the readers see the other two
     "reader_study": {"images_per_modality": 4, "model": None, "selection_patients": 1},

@@ -266,13 +266,16 @@ def random_generators(generators: Mapping[str, torch.nn.Module], seed: int) -> d
     Only the architectures are read, never the weights, so every model of one architecture gets
     the same control.
     """
-    from mrct.models.networks import ResnetGenerator, init_weights
+    from mrct.models.generators import build_generator, generator_kind
+    from mrct.models.networks import init_weights
 
     gen = torch.Generator().manual_seed(seed + RANDOM_SEED_OFFSET)
     out = {}
     for name, net in generators.items():
         device = next(net.parameters()).device
-        out[name] = init_weights(ResnetGenerator(**net.architecture), generator=gen).to(device).eval()
+        # ResNet or U-Net: the control has the class and architecture of the generator it stands beside.
+        control = build_generator(generator_kind(net), net.architecture)
+        out[name] = init_weights(control, generator=gen).to(device).eval()
     return out
 
 

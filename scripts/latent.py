@@ -21,7 +21,7 @@ from mrct.io.atomic import write_text_atomic  # noqa: E402
 from mrct.io.device import resolve_device  # noqa: E402
 from mrct.models.trained import load_trained_generator  # noqa: E402
 from mrct.slices.manifest import read_manifest  # noqa: E402
-from mrct.training.build import build_networks  # noqa: E402
+from mrct.training.loop import FAMILY_TRAINING  # noqa: E402
 from mrct.training.settings import TrainSettings  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
@@ -35,7 +35,9 @@ finetuned = {
 }
 # The start of fine-tuning, built by the function training builds it with (same settings, same
 # start file or seeded random init), so the "pretrained" stage is exactly what training began from.
-start = build_networks(TrainSettings(**snakemake.params.train), snakemake.input.pretrained or None)  # noqa: F821
+train_settings = TrainSettings(**snakemake.params.train)  # noqa: F821
+build_networks, _ = FAMILY_TRAINING[train_settings.family]  # CycleGAN ResNets or pix2pix U-Nets
+start = build_networks(train_settings, snakemake.input.pretrained or None)  # noqa: F821
 generators = {
     "random": random_generators(finetuned, settings.seed),
     "pretrained": {"mr2ct": start.g_mr2ct.to(device).eval(), "ct2mr": start.g_ct2mr.to(device).eval()},

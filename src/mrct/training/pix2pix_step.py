@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mrct.training.hardware import autocast, autocast_dtype
 from mrct.training.pix2pix_build import Pix2PixNets
 from mrct.training.pool import ImagePool
 from mrct.training.settings import TrainSettings
-from mrct.training.step import Optimisers
+from mrct.training.step import Optimisers, alternating_step
 
 
 def vanilla_gan_loss(logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
@@ -52,12 +51,6 @@ def conditional_discriminator_loss(disc: nn.Module, source: torch.Tensor, real: 
     )
 
 
-def _set_requires_grad(nets: list[nn.Module], flags: dict[int, bool] | bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flags if isinstance(flags, bool) else flags[id(p)])
-
-
 def pix2pix_train_step(
     nets: Pix2PixNets,
     opt: Optimisers,
@@ -74,25 +67,11 @@ def pix2pix_train_step(
     ``train_step`` for why they are not read here).
     """
     del pools
-    dtype = autocast_dtype(s.autocast, device)
-    discs = nets.discriminators()
-    trainable_d = {id(p): p.requires_grad for d in discs for p in d.parameters()}
-    _set_requires_grad(discs, False)
-    opt.generators.zero_grad(set_to_none=True)
-    with autocast(device, dtype):
-        g_losses, fake_ct, fake_mr = pix2pix_generator_losses(nets, real_mr, real_ct, s)
-        loss_g = sum(g_losses.values())
-    opt.scaler.scale(loss_g).backward()
-    opt.scaler.step(opt.generators)
-
-    _set_requires_grad(discs, trainable_d)
-    opt.discriminators.zero_grad(set_to_none=True)
-    with autocast(device, dtype):
-        d_losses = {
+    return alternating_step(
+        nets, opt, s, device,
+        lambda: pix2pix_generator_losses(nets, real_mr, real_ct, s),
+        lambda fake_ct, fake_mr: {
             "D_ct": conditional_discriminator_loss(nets.d_ct, real_mr, real_ct, fake_ct),
             "D_mr": conditional_discriminator_loss(nets.d_mr, real_ct, real_mr, fake_mr),
-        }
-    opt.scaler.scale(d_losses["D_ct"] + d_losses["D_mr"]).backward()
-    opt.scaler.step(opt.discriminators)
-    opt.scaler.update()
-    return {k: v.detach() for k, v in {**g_losses, **d_losses}.items()}
+        },
+    )

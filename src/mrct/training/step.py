@@ -7,6 +7,8 @@ identity losses L1, the identity weight ``lambda_identity * lambda_cycle`` as in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass
 
 import torch
@@ -32,10 +34,11 @@ class Optimisers:
     scaler: torch.amp.GradScaler
 
 
-def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+def _set_requires_grad(nets: list[nn.Module], flags: dict[int, bool] | bool) -> None:
+    """One flag for every parameter, or each parameter's own (by ``id``), e.g. as saved before."""
     for net in nets:
         for p in net.parameters():
-            p.requires_grad_(flag)
+            p.requires_grad_(flags if isinstance(flags, bool) else flags[id(p)])
 
 
 def generator_losses(
@@ -64,17 +67,24 @@ def discriminator_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     return 0.5 * (lsgan_loss(disc(real), True) + lsgan_loss(disc(fake.detach()), False))
 
 
-def train_step(
+GeneratorLosses = Callable[[], tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]
+DiscriminatorLosses = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def alternating_step(
     nets: CycleGANNets,
     opt: Optimisers,
-    pools: tuple[ImagePool, ImagePool],
-    real_mr: torch.Tensor,
-    real_ct: torch.Tensor,
     s: TrainSettings,
     device: torch.device,
+    generator_losses_of: GeneratorLosses,
+    discriminator_losses_of: DiscriminatorLosses,
 ) -> dict[str, torch.Tensor]:
-    """Update G and F (discriminators fixed), then D_Y and D_X on pooled fakes; return losses.
+    """One GAN step shared by both objectives: update the generators with the discriminators
+    fixed, then the discriminators on the fakes; return every loss.
 
+    ``generator_losses_of()`` returns the generator losses and the fakes (CT, MR);
+    ``discriminator_losses_of(fake_ct, fake_mr)`` the discriminator losses. Both run under
+    autocast. Frozen discriminator layers stay frozen (their flags are restored, not set).
     The losses come back as detached 0-d tensors on ``device``: reading them (``float``) would
     make the host wait for the GPU every step, so the caller sums them on the device and reads
     the sums once per epoch.
@@ -85,22 +95,37 @@ def train_step(
     _set_requires_grad(discs, False)
     opt.generators.zero_grad(set_to_none=True)
     with autocast(device, dtype):
-        g_losses, fake_ct, fake_mr = generator_losses(nets, real_mr, real_ct, s)
+        g_losses, fake_ct, fake_mr = generator_losses_of()
         loss_g = sum(g_losses.values())
     opt.scaler.scale(loss_g).backward()
     opt.scaler.step(opt.generators)
 
-    for d in discs:
-        for p in d.parameters():
-            p.requires_grad_(trainable_d[id(p)])
-    pool_ct, pool_mr = pools
+    _set_requires_grad(discs, trainable_d)
     opt.discriminators.zero_grad(set_to_none=True)
     with autocast(device, dtype):
-        d_losses = {
-            "D_ct": discriminator_loss(nets.d_ct, real_ct, pool_ct.query(fake_ct)),
-            "D_mr": discriminator_loss(nets.d_mr, real_mr, pool_mr.query(fake_mr)),
-        }
-    opt.scaler.scale(d_losses["D_ct"] + d_losses["D_mr"]).backward()
+        d_losses = discriminator_losses_of(fake_ct, fake_mr)
+    opt.scaler.scale(sum(d_losses.values())).backward()
     opt.scaler.step(opt.discriminators)
     opt.scaler.update()
     return {k: v.detach() for k, v in {**g_losses, **d_losses}.items()}
+
+
+def train_step(
+    nets: CycleGANNets,
+    opt: Optimisers,
+    pools: tuple[ImagePool, ImagePool],
+    real_mr: torch.Tensor,
+    real_ct: torch.Tensor,
+    s: TrainSettings,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """Update G and F (discriminators fixed), then D_Y and D_X on pooled fakes; return losses."""
+    pool_ct, pool_mr = pools
+    return alternating_step(
+        nets, opt, s, device,
+        lambda: generator_losses(nets, real_mr, real_ct, s),
+        lambda fake_ct, fake_mr: {
+            "D_ct": discriminator_loss(nets.d_ct, real_ct, pool_ct.query(fake_ct)),
+            "D_mr": discriminator_loss(nets.d_mr, real_mr, pool_mr.query(fake_mr)),
+        },
+    )

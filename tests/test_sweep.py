@@ -108,6 +108,11 @@ def test_tables_average_replicates_on_the_full_training_set_and_report_their_spr
     assert np.isclose(spread.loc[("mr2ct", "ssim_masked"), "sd_between_replicates"], np.std([0.4, 0.6], ddof=1))
     curve = learning_curve(slices, ["a"])
     assert sorted(curve["n_train_patients"].unique()) == [2, 4]
+    # By hand: with 4 training patients p1 averages its replicates (0.6) and p2 its (0.4); with 2,
+    # only p1's one run (0.1) exists, and an SD over one patient is undefined.
+    masked = curve[(curve["direction"] == "mr2ct") & (curve["metric"] == "ssim_masked")].set_index("n_train_patients")
+    assert np.isclose(masked.loc[4, "mean"], 0.5) and np.isclose(masked.loc[4, "sd"], np.std([0.6, 0.4], ddof=1))
+    assert np.isclose(masked.loc[2, "mean"], 0.1) and np.isnan(masked.loc[2, "sd"])
 
 
 def test_selection_uses_only_the_selection_patients_and_a_masked_metric_by_name():

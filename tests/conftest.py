@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 # The tiny-config helpers (tests/slurm/tiny_workflow.py), importable as ``tiny_workflow`` by every test.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
@@ -58,6 +57,8 @@ def make_volume(tmp_path: Path, rng: np.random.Generator) -> Callable[..., Path]
     ``make_volume("mr.nii.gz")`` writes random 8x8x8 float32 data; ``array`` (numpy order
     z, y, x), ``spacing`` and ``direction`` override the defaults.
     """
+
+    import SimpleITK as sitk  # here, not at the top: the GPU-only tests run where SimpleITK is not installed
 
     def make(
         name: str,

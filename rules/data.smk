@@ -1,8 +1,10 @@
-# Downloads run on the submitting host: cluster nodes often have no internet access.
+# Downloads run on the submitting host: cluster nodes often have no internet access; so does the
+# patient list (a table of seconds).
 
 
 localrules:
     download_dataset,
+    patient_list,
 
 
 # SynthRAD Task 1 (dataset.source: synthrad2023 or synthrad2025). A checkpoint, because the

@@ -1,6 +1,14 @@
 # Evaluation stage: per-model metrics, summary tables with significance, latent space.
 
 
+# Table steps of a few seconds: on a cluster they run where Snakemake runs, not through the queue.
+localrules:
+    tables,
+    tables_volumes,
+    training_table,
+    learning_curve,
+
+
 # Per slice over every run of the sweep: one table per model, with fold, replicate and
 # n_train_patients columns (each test slice once per run that tested it).
 rule evaluate:

@@ -1,6 +1,11 @@
 # MR bias-field correction inside the MR head mask, then rigid MR -> CT registration.
 
 
+# Table steps of a few seconds: on a cluster they run where Snakemake runs, not through the queue.
+localrules:
+    registration_qa_table,
+
+
 rule bias_correct:
     input:
         mr=get_raw_image("mr"),

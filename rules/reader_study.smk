@@ -2,6 +2,11 @@
 # questionnaire for radiologists and its key.
 
 
+# Table steps of a few seconds: on a cluster they run where Snakemake runs, not through the queue.
+localrules:
+    select_model,
+
+
 # The model per direction: the best reader_study.metric over the selection patients (a seeded
 # subset of the tested patients, out of fold), or reader_study.model when named.
 rule select_model:

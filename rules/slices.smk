@@ -2,6 +2,12 @@
 # k folds), and the manifest of each run of the sweep.
 
 
+# Table steps of a few seconds: on a cluster they run where Snakemake runs, not through the queue.
+localrules:
+    split,
+    run_manifest,
+
+
 rule extract_slices:
     input:
         mr=rules.register.output.mr,

@@ -10,6 +10,7 @@ constant-image predictor against the trained models, and the report as a browser
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -244,7 +245,10 @@ def test_rerunning_from_the_slices_gives_the_same_metrics(e2e_copy: Path) -> Non
     before = {target: (e2e_copy / target).read_bytes() for target in targets}
     model = e2e_copy / "results/models/scratch/G_mr2ct.pth"
     trained_at = model.stat().st_mtime
-    tw.snakemake(e2e_copy, "--cores", "2", "--forcerun", "extract_slices", *targets, timeout=1200)
+    # the targets before --forcerun, which takes every name after it as a rule to force
+    result = tw.snakemake(e2e_copy, "--cores", "2", *targets, "--forcerun", "extract_slices", timeout=1200)
+    reran = set(re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, re.MULTILINE))
+    assert {"extract_slices", "train", "evaluate"} <= reran and "all" not in reran, reran
     assert model.stat().st_mtime > trained_at  # it did train again
     for target in targets:
         assert (e2e_copy / target).read_bytes() == before[target], target

@@ -1,24 +1,23 @@
 """The study design end to end on the tiny demo: folds, replicates, control, selection, checks.
 
-One small run (3 patients in 3 folds, 2 replicate seeds, scratch and skimage_photos; the zoo-sized
-control random_init is too slow for a CPU test, tests/test_control.py checks it) shows what the
-pipeline promises a study: every patient tested out of fold, n = all patients in
-the tests, replicates that differ, a table of what was trained, and a reader study that never
-shows the patients its model was chosen on. Dry runs show that a config that cannot finish stops
-before any job, naming the key and the numbers.
+The suite's shared run (``e2e_run``), copied and run again as a 2-fold sweep with 2 replicate
+seeds of scratch and skimage_photos (its preprocessing is reused: only the split, training and
+what follows run; the zoo-sized control random_init is too slow for a CPU test,
+tests/test_control.py checks it), shows what the pipeline promises a study: every patient tested
+out of fold, n = all patients in the tests, replicates that differ, a table of what was trained,
+and a reader study that never shows the patients its model was chosen on. Dry runs show that a
+config that cannot finish stops before any job, naming the key and the numbers.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import re
 
 import pandas as pd
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent / "slurm"))
-import tiny_workflow as tw  # noqa: E402
+import tiny_workflow as tw  # tests/slurm/, on the path through conftest.py
 
 pytestmark = pytest.mark.slow
 
@@ -40,32 +39,35 @@ def test_a_config_that_cannot_finish_fails_when_the_dag_is_built(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def crossvalidated(tmp_path_factory):
-    config = tw.tiny_config(
-        split={"folds": 3},
+def crossvalidated(e2e_run, tmp_path_factory):
+    config = tw.e2e_config(
+        split={"folds": 2},
         train={"replicates": 2},
         models=["scratch", "skimage_photos"],
         reader_study={"images_per_modality": 2, "model": None, "selection_patients": 1},
     )
-    workdir = tw.write_workdir(tmp_path_factory.mktemp("sweep"), config)
-    tw.snakemake(workdir, "--cores", "2", *TARGETS, timeout=1500)
+    workdir = tw.write_workdir(tw.copy_workdir(e2e_run, tmp_path_factory.mktemp("sweep") / "work"), config)
+    result = tw.snakemake(workdir, "--cores", "2", *TARGETS, timeout=1500)
+    reran = set(re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, re.MULTILINE))
+    assert "train" in reran and not reran & {"make_demo_patient", "bias_correct", "register"}, reran
     return workdir
 
 
 def test_every_patient_is_tested_out_of_fold_and_the_tests_count_them_all(crossvalidated):
     patients = set(pd.read_csv(crossvalidated / "results/slices/manifest.csv")["patient"])
-    assert len(patients) == 3
+    # the shared run's 5 demo patients, less the mixed-up one that registration QA leaves out
+    assert len(patients) == 4 and "demo003" not in patients
     for model in ("scratch", "skimage_photos"):
         metrics = pd.read_csv(crossvalidated / f"results/metrics/{model}.csv")
         assert set(metrics["patient"]) == patients
         assert (metrics.groupby("patient")["fold"].nunique() == 1).all()  # tested in one fold only
-        assert metrics["fold"].nunique() == 3
+        assert metrics["fold"].nunique() == 2
         assert (metrics.groupby(["patient", "slice", "direction"]).size() == 2).all()  # once per replicate
     significance = pd.read_csv(crossvalidated / "results/tables/significance.csv")
     patient_rows = significance[significance["unit"] == "patient"]
     # n = every tested patient wherever the metric has values (VIF needs 41 px, more than these slices)
-    assert len(patient_rows) and set(patient_rows["n"]) - {0} == {3}
-    assert (patient_rows.loc[patient_rows["metric"] == "ssim_masked", "n"] == 3).all()
+    assert len(patient_rows) and set(patient_rows["n"]) - {0} == {4}
+    assert (patient_rows.loc[patient_rows["metric"] == "ssim_masked", "n"] == 4).all()
     # evaluate.control null without random_init: scratch
     assert set(patient_rows["control"]) == {"scratch"} and set(patient_rows["model"]) == {"skimage_photos"}
 
@@ -81,7 +83,7 @@ def test_replicates_are_separate_trainings_with_different_weights(crossvalidated
     assert len(measured) and (measured["n_replicates"] == 2).all()
     assert measured["sd_between_replicates"].notna().all()
     training = pd.read_csv(crossvalidated / "results/tables/training.csv")
-    assert len(training) == 2 * 3 * 2  # models x folds x replicates
+    assert len(training) == 2 * 2 * 2  # models x folds x replicates
     assert set(training.groupby("replicate")["seed"].first()) == {7, 1007}
     assert (training["n_train_patients"] == 2).all()
 

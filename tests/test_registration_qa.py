@@ -339,10 +339,10 @@ def _preprocess(root, case: str, ct: sitk.Image, mr: sitk.Image, registration: d
 
 
 @pytest.fixture(scope="module")
-def mixup(tmp_path_factory):
-    """Two demo pairs, one demo pair whose MR is a slab, and a slab MR of another head with demo001's CT.
-
-    Through N4, registration and QA as the pipeline runs them: about 2 minutes on 2 free cores.
+def mixup(e2e_run, tmp_path_factory):
+    """The shared run's whole-head pairs (demo001-005; demo003's MR is another head's, made by
+    ``dataset.demo.mixed_up``), beside two slab MRs through N4, registration and QA as the pipeline
+    runs them: a demo pair whose MR is a slab, and a slab MR of another head with demo001's CT.
     """
     root = tmp_path_factory.mktemp("mixup")
     settings = dict(CONFIG["dataset"]["demo"])
@@ -352,21 +352,17 @@ def mixup(tmp_path_factory):
         drawn = {**settings, **overrides}
         return demo.make_patient(model, demo.draw_parameters(CONFIG["seed"], name, drawn), drawn)
 
-    default = CONFIG["preprocess"]["registration"]
     # A slab constrains the tilt weakly and the optimiser crawls: 60 iterations leave a correct
     # slab 5-10 mm off (and rightly flagged); 300 let it converge.
-    slab = {**default, "iterations": 300}
-    pairs = {name: patient(name) for name in ("demo001", "demo002", "demo004")}
+    slab = {**CONFIG["preprocess"]["registration"], "iterations": 300}
+    demo001, demo004 = patient("demo001"), patient("demo004")
     # Another head: a strong deformation (15 mm instead of 3) and 10 % smaller, seen as a slab.
     other = patient("demo017", deformation_mm=15.0)
-    cases = {name: (pairs[name]["ct"], pairs[name]["mr"], default) for name in ("demo001", "demo002")}
-    cases["demo004"] = (pairs["demo004"]["ct"], _crop(pairs["demo004"]["mr"], *SLAB), slab)
-    cases["mixup"] = (pairs["demo001"]["ct"], _crop(_scaled(other["mr"], 0.9), *SLAB), slab)
-    # The demo's own mix-up option (dataset.demo.mixed_up), whole head: what an end-to-end run makes.
-    mixed = demo.make_patient(model, demo.draw_parameters(CONFIG["seed"], "demo003", settings), settings,
-                              other=demo.draw_parameters(CONFIG["seed"] + demo.MIXUP_SEED_OFFSET, "demo003", settings))
-    cases["mixed_up"] = (mixed["ct"], mixed["mr"], default)
-    records = [_preprocess(root, case, ct, mr, registration) for case, (ct, mr, registration) in cases.items()]
+    cases = {"slab004": (demo004["ct"], _crop(demo004["mr"], *SLAB)),
+             "mixup": (demo001["ct"], _crop(_scaled(other["mr"], 0.9), *SLAB))}
+    records = [_preprocess(root, case, ct, mr, slab) for case, (ct, mr) in cases.items()]
+    # The whole heads as an end-to-end run registered them (the repository's registration settings)
+    records += sorted(str(p) for p in (e2e_run / "results" / "preprocessed").glob("*/registration_qa.json"))
     table = collect_registration_qa(records, QA_BOUNDS)
     write_registration_qa(table, root / "registration_qa.csv")
     print("\n" + table.to_string(index=False))
@@ -376,10 +372,10 @@ def mixup(tmp_path_factory):
 @pytest.mark.slow
 def test_demo_pairs_pass_registration_qa(mixup):
     table = mixup
-    passed = table[~table["patient"].isin(["mixup", "mixed_up"])]
-    assert not passed["flagged"].any(), passed.to_string()
+    passed = table[~table["patient"].isin(["mixup", "demo003"])]
+    assert len(passed) == 5 and not passed["flagged"].any(), passed.to_string()
     # The slab covers well under half of the CT's head, and is still judged on what it shows.
-    assert table.set_index("patient").loc["demo004", "head_in_fov"] < 0.5
+    assert table.set_index("patient").loc["slab004", "head_in_fov"] < 0.5
 
 
 @pytest.mark.slow
@@ -388,8 +384,8 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     row = table.set_index("patient").loc["mixup"]
     assert row["flagged"], table.to_string()
     assert "NMI peak drop" in row["reason"]
-    assert table.set_index("patient").loc["mixed_up", "flagged"]  # dataset.demo.mixed_up's MR is caught
-    table = table[table["patient"] != "mixed_up"].reset_index(drop=True)
+    assert table.set_index("patient").loc["demo003", "flagged"]  # dataset.demo.mixed_up's MR is caught
+    table = table[table["patient"] != "demo003"].reset_index(drop=True)
     excluded = excluded_patients(table, keep_flagged=False)
     assert set(excluded) == {"mixup"}
     tables = [_slice_table(tmp_path, patient) for patient in table["patient"]]
@@ -403,7 +399,7 @@ def test_mixed_up_pair_is_flagged_left_out_and_reported(mixup, tmp_path):
     assert "mixup</b>, left out: " + html.escape(row["reason"]) in page
     assert "Left out of training and evaluation (registration flagged)" in page
     # The QA table: every patient with the decision, its figures and why.
-    for patient in ("demo001", "demo002", "demo004"):
+    for patient in ("demo001", "demo002", "slab004"):
         assert f"<tr><td>{patient}</td><td>pass</td><td>{table.set_index('patient').loc[patient, 'peak_drop']:.4g}</td>" in page
     assert "<tr><td>mixup</td><td>left out</td>" in page
     assert "mixup</b>, kept (keep_flagged is true)" in registration_qa_section(table, kept)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -20,12 +21,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 import tiny_workflow as tw  # noqa: E402
 
 
+#: The shared run started in the background when collection ends: its workdir, process and log.
+_BACKGROUND: dict[str, object] = {}
+
+
+def _reads_the_shared_run(item: pytest.Item) -> bool:
+    return "e2e_run" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The modules that read the shared run go last (each module whole, in its own order), so
+    that the run, started in the background, overlaps every other test instead of waiting first."""
+    late = {item.module for item in items if _reads_the_shared_run(item)}
+    items.sort(key=lambda item: item.module in late)  # stable: the order within each group is kept
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the shared run now, beside the tests, when a selected test reads it."""
+    if (os.environ.get("MRCT_E2E_RUN") or session.config.option.collectonly
+            or not any(_reads_the_shared_run(item) for item in session.items)):
+        return
+    workdir = tw.write_workdir(session.config._tmp_path_factory.mktemp("e2e"), tw.e2e_config())
+    log_path = workdir.parent / f"{workdir.name}.snakemake.log"
+    with log_path.open("w", encoding="utf-8") as log:  # the child keeps its own handle
+        process = subprocess.Popen(tw.snakemake_command(workdir, "--cores", "2"), cwd=tw.ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    _BACKGROUND.update(workdir=workdir, process=process, log=log_path)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    process = _BACKGROUND.get("process")
+    if isinstance(process, subprocess.Popen) and process.poll() is None:  # interrupted before it was read
+        process.terminate()
+        process.wait(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole workflow, run once for the session on ``tw.e2e_config()`` (``rule all``).
 
     Tests read it; a test that must change it (a config, a file, a rerun) works on a copy
-    (``e2e_copy``), so one run serves the workflow, rerun, reader-study and report tests.
+    (``e2e_copy``), so one run serves the workflow, rerun, reader-study and report tests. It
+    started in the background when collection ended (``pytest_collection_finish``); this waits for it.
     """
     reuse = os.environ.get("MRCT_E2E_RUN")
     if reuse:
@@ -34,9 +71,21 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         workdir = Path(reuse)
         assert tw.dry_run(workdir) == [], f"MRCT_E2E_RUN={reuse} is not a finished run of the current workflow"
         return workdir
-    workdir = tw.write_workdir(tmp_path_factory.mktemp("e2e"), tw.e2e_config())
-    tw.snakemake(workdir, "--cores", "2", timeout=3000)
-    return workdir
+    if not _BACKGROUND:  # not started (a test outside the collected session asked for it)
+        workdir = tw.write_workdir(tmp_path_factory.mktemp("e2e"), tw.e2e_config())
+        tw.snakemake(workdir, "--cores", "2", timeout=3000)
+        return workdir
+    process, log_path = _BACKGROUND["process"], _BACKGROUND["log"]
+    assert isinstance(process, subprocess.Popen) and isinstance(log_path, Path)
+    try:
+        returncode = process.wait(timeout=3000)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    if returncode != 0:
+        output = log_path.read_text(encoding="utf-8", errors="replace")
+        raise AssertionError(f"the shared end-to-end run failed ({returncode}), log {log_path}:\n{output[-6000:]}")
+    return Path(str(_BACKGROUND["workdir"]))
 
 
 @pytest.fixture

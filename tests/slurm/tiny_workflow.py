@@ -93,10 +93,15 @@ def write_workdir(workdir: Path, config: dict[str, Any]) -> Path:
     return workdir
 
 
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """``python -m snakemake -s <repo Snakefile> -d <workdir> ...``, to run from the repository root."""
+    return [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True,
               timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m snakemake -s <repo Snakefile> -d <workdir> ...`` from the repository root."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    cmd = snakemake_command(workdir, *args)
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(

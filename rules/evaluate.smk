@@ -71,6 +71,8 @@ rule tables_volumes:
         md="results/tables/metrics_volumes.md",
     log:
         "logs/tables_volumes/tables_volumes.log",
+    benchmark:
+        "benchmarks/out/tables_volumes/tables_volumes.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -117,6 +119,8 @@ rule tables:
         learning_curve="results/tables/learning_curve.csv",
     log:
         "logs/tables/tables.log",
+    benchmark:
+        "benchmarks/out/tables/tables.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -236,6 +240,8 @@ rule latent_summary:
         ),
     log:
         "logs/latent_summary/latent_summary.log",
+    benchmark:
+        "benchmarks/out/latent_summary/latent_summary.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

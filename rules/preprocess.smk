@@ -89,6 +89,8 @@ rule registration_qa:
         json="results/preprocessed/{patient}/registration_qa.json",
     log:
         "logs/registration_qa/{patient}.log",
+    benchmark:
+        "benchmarks/out/registration_qa/{patient}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1

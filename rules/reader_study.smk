@@ -47,6 +47,8 @@ rule reader_study:
         key="results/reader_study/key.csv",
     log:
         "logs/reader_study/reader_study.log",
+    benchmark:
+        "benchmarks/out/reader_study/reader_study.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

@@ -37,6 +37,8 @@ rule reader_study_analysis:
         note="results/reader_study/analysis_note.md",
     log:
         "logs/reader_study/analysis.log",
+    benchmark:
+        "benchmarks/out/reader_study/analysis.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

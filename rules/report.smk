@@ -41,6 +41,8 @@ rule figures:
         ),
     log:
         "logs/figures/figures.log",
+    benchmark:
+        "benchmarks/out/figures/figures.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -72,6 +74,8 @@ rule forest_plots:
         ),
     log:
         "logs/forest_plots/forest_plots.log",
+    benchmark:
+        "benchmarks/out/forest_plots/forest_plots.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -116,6 +120,8 @@ rule report:
         ),
     log:
         "logs/report/report.log",
+    benchmark:
+        "benchmarks/out/report/report.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

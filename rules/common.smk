@@ -228,11 +228,11 @@ def get_train_settings(wildcards):
     """
     import dataclasses
 
-    from mrct.training.settings import RESULT_FREE, settings_from_config
+    from mrct.training.settings import settings_from_config, tracked_settings
 
     settings = dataclasses.asdict(settings_from_config(config, wildcards.model))
     settings["seed"] = SWEEP.seed(SWEEP.parse(wildcards.run), config["seed"])
-    return {k: v for k, v in settings.items() if k not in RESULT_FREE}
+    return tracked_settings(settings)
 
 
 # Synthetic volume file name (sct, smr) -> the direction that makes it.

@@ -19,7 +19,7 @@ from mrct.models.pretrained import save_pretrained_generator
 from mrct.models.trained import load_trained_generator
 from mrct.slices.manifest import read_manifest
 from mrct.training.build import build_networks
-from mrct.training.data import epoch_batches, load_split
+from mrct.training.data import epoch_batches, load_split, n_batches
 from mrct.training.checkpoint import CheckpointClock
 from mrct.training.hardware import autocast_dtype, backend_flags, memory_format, place
 from mrct.training.loop import lr_factor, make_optimisers, train_model
@@ -73,6 +73,25 @@ def test_fingerprint_changes_with_results_relevant_settings_only():
         assert base.fingerprint(data="a") != dataclasses.replace(base, **changing).fingerprint(data="a")
     assert base.fingerprint(data="a") != dataclasses.replace(base, lr=1e-3).fingerprint(data="a")
     assert base.fingerprint(data="a") != base.fingerprint(data="b")
+
+
+def test_max_steps_per_epoch_caps_every_epoch_and_is_part_of_the_fingerprint(tiny):
+    root, manifest, pretrained = tiny
+    full_batches = n_batches(load_split(read_manifest(manifest), "train", root), TINY["batch_size"])
+    assert full_batches >= 3  # else the cap below would not cap
+    steps = {}
+    for cap in (None, 2):
+        seen = []
+        s = TrainSettings(**TINY, max_steps_per_epoch=cap)
+        train_model(s, manifest, pretrained, root / f"cap{cap}", root / f"cap{cap}/ckpt.pt", root=root,
+                    on_step_end=lambda epoch, step, seen=seen: seen.append((epoch, step)))
+        steps[cap] = seen
+    # on_step_end runs between steps, not after an epoch's last: one call per epoch for 2 steps
+    assert steps[2] == [(0, 1), (1, 1)]
+    assert len(steps[None]) == 2 * (full_batches - 1)
+    assert TrainSettings(**TINY).fingerprint() != TrainSettings(**TINY, max_steps_per_epoch=2).fingerprint()
+    with pytest.raises(ValueError, match="max_steps_per_epoch"):
+        TrainSettings(**TINY, max_steps_per_epoch=0)
 
 
 def test_lr_schedule_constant_then_linear_to_zero():

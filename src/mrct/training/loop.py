@@ -15,6 +15,7 @@ epoch, and a resumed run ends with the same weights as an uninterrupted one (bit
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -224,9 +225,11 @@ def _run_epoch(run: RunState, data: SliceSet, progress: Progress, s: TrainSettin
     lr = run.opt.generators.param_groups[0]["lr"]
     memory = memory_format(s, device)
     count = n_batches(data, s.batch_size)
+    if s.max_steps_per_epoch is not None:
+        count = min(count, s.max_steps_per_epoch)
     _, step = FAMILY_TRAINING[s.family]
-    batches = epoch_batches(data, progress.epoch, s.seed, s.batch_size, s.paired_data, s.load_factor,
-                            s.flip, skip=progress.step)
+    batches = itertools.islice(epoch_batches(data, progress.epoch, s.seed, s.batch_size, s.paired_data,
+                                             s.load_factor, s.flip, skip=progress.step), count - progress.step)
     desc = f"{s.model} epoch {progress.epoch + 1}/{s.total_epochs}"
     for mr, ct in tqdm(batches, initial=progress.step, total=count, desc=desc, mininterval=5.0, ascii=True):
         mr, ct = _to_device(mr, device, memory), _to_device(ct, device, memory)

@@ -31,6 +31,15 @@ AUTOCAST = ("auto", "none", "bf16", "fp16")
 #: Settings that do not change the trained weights: out of the fingerprint and out of the train
 #: rule's params (rules/common.smk), so changing them neither discards a checkpoint nor reruns.
 RESULT_FREE = ("checkpoint_minutes", "device")
+#: Settings added after runs existed, left out of the train rule's params and the checkpoint
+#: fingerprint while unset (None): a finished or half-done run is not retrained for their sake.
+UNSET_IS_ABSENT = ("max_steps_per_epoch",)
+
+
+def tracked_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings that decide a run's result: without ``RESULT_FREE`` and unset ``UNSET_IS_ABSENT``."""
+    return {k: v for k, v in values.items()
+            if k not in RESULT_FREE and not (k in UNSET_IS_ABSENT and v is None)}
 #: The reference discriminator width; zoo models train with the reference networks throughout.
 ZOO_NDF = 64
 
@@ -62,6 +71,8 @@ class TrainSettings:
     pool_size: int = 50
     load_factor: float = 1.125
     flip: bool = True
+    #: At most this many batches per epoch (None: all); smoke runs and rehearsals only.
+    max_steps_per_epoch: int | None = None
     checkpoint_minutes: float = 10.0
     device: str = "auto"
     autocast: str = "auto"
@@ -78,6 +89,8 @@ class TrainSettings:
             raise ValueError(
                 f"train: expected n_epochs + n_epochs_decay >= 1, got {self.n_epochs} + {self.n_epochs_decay}"
             )
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError(f"train.max_steps_per_epoch: expected null or >= 1, got {self.max_steps_per_epoch}")
         if self.checkpoint_minutes <= 0:
             raise ValueError(f"train.checkpoint_minutes: expected > 0, got {self.checkpoint_minutes}")
         if self.load_factor < 1:
@@ -133,9 +146,7 @@ class TrainSettings:
         The ``RESULT_FREE`` settings are left out: resuming with another checkpoint interval, or
         on another machine, is legitimate.
         """
-        values = dataclasses.asdict(self)
-        for key in RESULT_FREE:
-            values.pop(key)
+        values = tracked_settings(dataclasses.asdict(self))
         text = json.dumps({"settings": values, "inputs": inputs}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 

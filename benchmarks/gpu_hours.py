@@ -44,12 +44,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def shape_of(s: TrainSettings) -> tuple:
-    return (s.family, s.ngf, s.n_blocks, s.num_downs, s.ndf, s.d_layers, s.batch_size)
+    """What a step's cost depends on: the networks, the batch, and which layers train."""
+    return (s.family, s.ngf, s.n_blocks, s.num_downs, s.ndf, s.d_layers, s.batch_size, s.strategy, s.adapter_units)
 
 
 def describe(s: TrainSettings) -> str:
     body = f"U-Net {s.num_downs} downs" if s.family == "pix2pix" else f"ResNet {s.n_blocks} blocks"
-    return f"{s.family} {body}, ngf {s.ngf}, ndf {s.ndf}, batch {s.batch_size}"
+    return f"{s.family} {body}, ngf {s.ngf}, ndf {s.ndf}, batch {s.batch_size}, strategy {s.strategy}"
 
 
 def _one_step(s: TrainSettings, device: torch.device, size: int):

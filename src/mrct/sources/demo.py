@@ -123,6 +123,8 @@ def load_template(resolution_mm: int) -> dict[str, sitk.Image]:
     # builds the DAG, and nilearn (with scikit-learn) takes seconds to import.
     from nilearn import datasets
 
+    # The schema allows 1 and 2, and YAML's 1.0 equals 1 there; nilearn takes integers only.
+    resolution_mm = int(resolution_mm)
     template = {
         "t1": _to_sitk(datasets.load_mni152_template(resolution=resolution_mm)),
         "grey": _to_sitk(datasets.load_mni152_gm_template(resolution=resolution_mm)),

@@ -159,18 +159,31 @@ def tsne_embedding(features: np.ndarray, perplexity: float, seed: int, standardi
 
 def umap_embedding(features: np.ndarray, n_neighbors: int, seed: int, standardise: bool = True) -> np.ndarray:
     """2-D UMAP (seeded); features standardised per column unless told otherwise."""
+    import warnings
+
     import umap
+    from sklearn.neighbors import NearestNeighbors
 
     n = len(features)
+    k = int(max(2, min(n_neighbors, n - 1)))
+    data = zscore_columns(features) if standardise else features
+    # The exact neighbours (each point first, at distance 0), as UMAP finds them itself for fewer
+    # than 4096 points, from scikit-learn: UMAP's own search is compiled by numba in every new
+    # process (about 4 s of each latent job), and these few hundred points need no index.
+    distances, indices = NearestNeighbors(n_neighbors=k).fit(data).kneighbors(data)
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=int(max(2, min(n_neighbors, n - 1))),
+        n_neighbors=k,
         random_state=seed,
         n_jobs=1,  # a seed makes UMAP single-threaded anyway; saying so silences its warning
         # Spectral initialisation fails on a handful of points; random is fine there.
         init="spectral" if n > 16 else "random",
+        precomputed_knn=(indices, distances, None),
     )
-    return reducer.fit_transform(zscore_columns(features) if standardise else features)
+    with warnings.catch_warnings():
+        # "not an NNDescent object: transforming new data ... unavailable": nothing new is transformed
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
+        return reducer.fit_transform(data)
 
 
 #: Most cross-validation folds of the k-NN separability score.

@@ -54,6 +54,8 @@ def rehearsal_config(args: argparse.Namespace) -> dict:
     config["dataset"] = {**config["dataset"], "source": "demo", "max_patients": None,
                          "demo": {**config["dataset"]["demo"], "n_patients": args.patients,
                                   "resolution_mm": args.resolution_mm}}
+    if args.models:
+        config["models"] = list(args.models)
     config["train"] = {**config["train"], "n_epochs": 1, "n_epochs_decay": 0,
                        "max_steps_per_epoch": args.max_steps, "replicates": args.replicates}
     validate_config(config)
@@ -87,10 +89,11 @@ def place_weights(workdir: Path, config: dict) -> list[str]:
     placed = []
     for index, model in enumerate(config["models"]):
         if model in downloadable_models():
-            official_file(pretrained / f"{model}.pth", model, index)
+            if not (pretrained / f"{model}.pth").exists():  # kept with --keep: a new file would retrain
+                official_file(pretrained / f"{model}.pth", model, index)
             placed.append(model)
-    if config.get("fid", {}).get("download_inception"):
-        inception = workdir / "resources" / "inception" / INCEPTION_FILE
+    inception = workdir / "resources" / "inception" / INCEPTION_FILE
+    if config.get("fid", {}).get("download_inception") and not inception.exists():
         inception.parent.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
         torch.save(FIDInceptionV3().state_dict(), inception)
@@ -155,11 +158,15 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, default=1, help="batches per training epoch")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--until", nargs="*", default=[], help="rules to stop after (snakemake --until)")
+    parser.add_argument("--models", nargs="*", default=[], help="instead of the design's models (fewer, on a CPU)")
+    parser.add_argument("--keep", action="store_true",
+                        help="continue in --out as it is (e.g. after --until, with fewer --models) instead of emptying it")
     args = parser.parse_args()
 
     workdir = Path(args.out)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     config = rehearsal_config(args)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     placed = place_weights(workdir, config)

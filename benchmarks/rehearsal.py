@@ -11,8 +11,10 @@ must:
   design says; ``train.replicates`` set to ``--replicates`` (replicates are copies of the same jobs);
 - for every zoo model of the design, a weight file in the official format made here (random
   weights, the published key names, the legacy instance-norm buffers of the 2017 files) where a
-  user places downloaded files by hand (``resources/pretrained/<model>.pth``), and an Inception
-  file of the FID network's official layout (random weights);
+  user places downloaded files by hand (``resources/pretrained/<model>.pth``);
+- no Inception FID (``fid.download_inception: false``): its file's sha256 is pinned, so no file
+  made here can stand in for it (the FID step verifies it), and FID in the random network's
+  feature space runs as always; ``benchmarks/fid.py`` times the Inception network;
 - training cut to one epoch of ``--max-steps`` batches (``train.max_steps_per_epoch``).
 
 It runs Snakemake (``--until`` stops after the named rules: on a machine without a GPU, every
@@ -56,6 +58,7 @@ def rehearsal_config(args: argparse.Namespace) -> dict:
                                   "resolution_mm": args.resolution_mm}}
     if args.models:
         config["models"] = list(args.models)
+    config["fid"] = {**config["fid"], "download_inception": False}
     config["train"] = {**config["train"], "n_epochs": 1, "n_epochs_decay": 0,
                        "max_steps_per_epoch": args.max_steps, "replicates": args.replicates}
     validate_config(config)
@@ -80,10 +83,7 @@ def official_file(path: Path, model: str, seed: int) -> None:
 
 
 def place_weights(workdir: Path, config: dict) -> list[str]:
-    """Official-format files of the design's zoo models, and the FID Inception file."""
-    from mrct.models.inception import FIDInceptionV3
-    from mrct.models.inception_file import INCEPTION_FILE
-
+    """Official-format files of the design's zoo models."""
     pretrained = workdir / "resources" / "pretrained"
     pretrained.mkdir(parents=True, exist_ok=True)
     placed = []
@@ -92,11 +92,6 @@ def place_weights(workdir: Path, config: dict) -> list[str]:
             if not (pretrained / f"{model}.pth").exists():  # kept with --keep: a new file would retrain
                 official_file(pretrained / f"{model}.pth", model, index)
             placed.append(model)
-    inception = workdir / "resources" / "inception" / INCEPTION_FILE
-    if config.get("fid", {}).get("download_inception") and not inception.exists():
-        inception.parent.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
-        torch.save(FIDInceptionV3().state_dict(), inception)
     return placed
 
 
@@ -174,7 +169,8 @@ def main() -> int:
               f"{args.patients} demo patients at {args.resolution_mm:g} mm, {config['slices']['size']} px, "
               f"{config['slices']['per_patient']} slices each, folds {config['split'].get('folds', 1)}, "
               f"replicates {args.replicates}, reader study {config['reader_study']['images_per_modality']} images "
-              f"per modality; training 1 epoch of {args.max_steps} batch(es)")
+              f"per modality; training 1 epoch of {args.max_steps} batch(es); no Inception FID (its file's "
+              f"sha256 is pinned: no stand-in can be made here)")
     print(design, flush=True)
 
     whole = planned_jobs(workdir)

@@ -47,8 +47,6 @@ from mrct.models.networks import ResnetGenerator, init_weights
 from mrct.models.registry import downloadable_models, published_generator
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import gpu_hours  # noqa: E402
 
 
 def rehearsal_config(args: argparse.Namespace) -> dict:

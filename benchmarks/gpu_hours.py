@@ -24,6 +24,7 @@ slices of a fold (``--patients`` patients after registration QA, dealt to folds 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import time
@@ -129,7 +130,7 @@ def main() -> int:
     settings = {}
     for model in config["models"]:
         s = settings_from_config(config, model)
-        s = TrainSettings(**{**s.__dict__, "device": "cuda" if gpu else "cpu"})
+        s = dataclasses.replace(s, device="cuda" if gpu else "cpu")
         shapes[shape_of(s)].append(model)
         settings[shape_of(s)] = s
     total_hours = 0.0

@@ -33,6 +33,7 @@ from mrct.preprocess.registration_qa import (
     registration_qa_files,
     require_each_group,
     require_enough_patients,
+    review_order,
     write_registration_qa,
 )
 from mrct.preprocess.steps import bias_correct_files, register_files
@@ -221,6 +222,20 @@ def test_bounds_flag_with_a_reason_and_the_table_round_trips(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"patient": "p6", "nmi": 1.1}))
     with pytest.raises(ValueError, match="bad.json.*dice_head"):
         collect_registration_qa([tmp_path / "bad.json"], BOUNDS)
+
+
+def test_review_order_puts_the_flagged_first_then_the_passing_nearest_a_bound(tmp_path):
+    # b1 is nearest the peak-drop bound, c1 the Dice bound, d1 the nearby-gain bound (each rank 1
+    # there), e1 second on every figure, a1 far from all; z1 fails the Dice bound.
+    figures = {"z1": (0.80, 0.50, -0.40), "a1": (0.99, 0.60, -0.40), "b1": (0.99, 0.36, -0.40),
+               "c1": (0.91, 0.55, -0.40), "d1": (0.97, 0.50, -0.01), "e1": (0.98, 0.45, -0.30)}
+    paths = [_record(tmp_path, p, d, 1.1, peak_drop=g, nearby_gain=n) for p, (d, g, n) in figures.items()]
+    table = collect_registration_qa(paths, BOUNDS)
+    assert review_order(table, BOUNDS) == ["z1", "b1", "c1", "d1", "e1", "a1"]
+    # No bound applied: the flagged first, then by id.
+    assert review_order(table, dict.fromkeys(BOUNDS)) == ["z1", "a1", "b1", "c1", "d1", "e1"]
+    # Only the applied bounds count: without the Dice bound, c1 is far from every bound left.
+    assert review_order(table, {**BOUNDS, "min_dice": None})[1:4] == ["b1", "d1", "e1"]
 
 
 def _config_blocks(message: str) -> list[dict]:

@@ -40,14 +40,22 @@ from mrct.evaluation.significance import significance_table
 from mrct.evaluation.tables import format_value, summarize
 from mrct.models.registry import load_zoo_registry
 from mrct.preprocess.qa import registration_figure
-from mrct.preprocess.registration_qa import QA_COLUMNS
+from mrct.preprocess.registration_qa import QA_COLUMNS, read_registration_qa, review_order
 from mrct.report import ReportInputs, build_report
-from mrct.report_images import DISPLAY_WIDTH, SIZE_BUDGET_MB, check_size, display_png
+from mrct.report_images import (
+    DEFAULT_QA_PATIENTS,
+    DISPLAY_WIDTH,
+    SIZE_BUDGET_MB,
+    check_size,
+    display_png,
+    qa_figures_html,
+)
 
 MODELS = ["scratch", *load_zoo_registry()]  # 19 models
 PATIENTS = [f"p{i:02d}" for i in range(18)]
 FLAGGED = {"p03": "dice_head 0.41 < 0.8", "p11": "nmi 1.02 < 1.1"}
 SLICES_PER_PATIENT = 2
+QA_BOUNDS = {"min_peak_drop": 0.35, "max_nearby_gain": 0.0, "min_dice": 0.9, "min_nmi": None}
 SIZE = 32
 
 
@@ -243,14 +251,16 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> ReportInputs:
             for m in MODELS}
     figures.append(root / "fig" / "losses.png")
     save_figure(loss_curves(logs), figures[-1])
-    qa = pd.DataFrame([{"patient": p, "dice_head": 0.95, "nmi": 1.3, "head_in_fov": 1.0, "flagged": p in FLAGGED,
-                        "reason": FLAGGED.get(p, "")} for p in PATIENTS], columns=QA_COLUMNS)
+    qa = pd.DataFrame([{"patient": p, "dice_head": 0.95, "nmi": 1.3, "head_in_fov": 1.0,
+                        "peak_drop": rng.uniform(0.36, 0.6), "nearby_gain": rng.uniform(-0.5, -0.1),
+                        "flagged": p in FLAGGED, "reason": FLAGGED.get(p, "")} for p in PATIENTS], columns=QA_COLUMNS)
     qa.to_csv(root / "registration_qa.csv", index=False)
     grid, plots, joint = _latent_figures(root, rng)
     return ReportInputs(manifest=root / "manifest.csv", metric_tables=tables, significance=root / "significance.csv",
                         replicates=root / "replicates.csv", forest_plots=forest, qa_images=_qa_figures(root, rng),
                         registration_qa=root / "registration_qa.csv", figures=figures, latent_grid=grid,
-                        latent_plots=plots, latent_joint=joint, config={"models": MODELS})
+                        latent_plots=plots, latent_joint=joint,
+                        config={"models": MODELS, "preprocess": {"registration_qa": QA_BOUNDS}})
 
 
 @pytest.fixture(scope="module")
@@ -323,14 +333,35 @@ def test_summary_ranks_the_models_as_the_tables_do(study: ReportInputs, page: st
                 "be told apart from scratch") in page
 
 
-def test_every_qa_figure_but_the_flagged_ones_is_folded(page: str) -> None:
+def test_the_report_shows_the_qa_figures_of_the_flagged_then_the_patients_nearest_a_bound(study, page: str) -> None:
     parser = Page()
     parser.feed(page)
-    assert len(parser.qa) == len(PATIENTS) and parser.images_in_qa == len(PATIENTS)
-    opened = [text.split(":")[0] for is_open, text in parser.qa if is_open]
-    assert opened == sorted(FLAGGED)
-    assert [text.split(":")[0] for _, text in parser.qa[:len(FLAGGED)]] == sorted(FLAGGED)  # flagged on top
-    assert all(not is_open for is_open, text in parser.qa if text.split(":")[0] not in FLAGGED)
+    shown = [text.split(":")[0] for _, text in parser.qa]
+    assert len(shown) == DEFAULT_QA_PATIENTS < len(PATIENTS) and parser.images_in_qa == DEFAULT_QA_PATIENTS
+    assert shown == review_order(read_registration_qa(study.registration_qa), QA_BOUNDS)[:DEFAULT_QA_PATIENTS]
+    assert shown[:len(FLAGGED)] == sorted(FLAGGED)  # flagged on top, and open; the others folded
+    assert [text.split(":")[0] for is_open, text in parser.qa if is_open] == sorted(FLAGGED)
+    assert f"QA figures of {DEFAULT_QA_PATIENTS} of the {len(PATIENTS)} patients" in page
+    # Every patient is still in the QA table.
+    section = page[page.index('<section id="preprocessing">'):]
+    assert all(f"<td>{p}</td>" in section[:section.index("<details")] for p in PATIENTS)
+
+
+def test_the_qa_section_weighs_the_same_for_18_or_180_patients(study: ReportInputs, tmp_path: Path) -> None:
+    """The archive's 180 brain patients: the section must not grow with them (it did: 0.32 MB each)."""
+    def section(n: int) -> str:
+        images = []
+        for i in range(n):
+            folder = tmp_path / str(n) / f"p{i:03d}"
+            folder.mkdir(parents=True)
+            images.append(Path(shutil.copy(study.qa_images[0], folder / "qa.png")))
+        flagged = {"p007": "head-mask Dice 0.41 < 0.9"}
+        return qa_figures_html(images, flagged, "QA", order=None, limit=DEFAULT_QA_PATIENTS)
+    small, large = section(18), section(180)
+    assert small.count("<img") == large.count("<img") == DEFAULT_QA_PATIENTS
+    assert abs(len(large) - len(small)) < 200  # only the counts in the lead differ
+    assert "p007: <b>flagged</b>" in large.split("<details")[1]  # the flagged patient first
+    assert qa_figures_html(images := [study.qa_images[0]], {}, "QA", limit=None).count("<img") == len(images)
 
 
 def test_the_full_significance_table_is_folded_and_downloadable(study: ReportInputs, page: str) -> None:

@@ -33,8 +33,8 @@ from mrct.evaluation.tables import (
 from mrct.io.atomic import write_text_atomic
 from mrct.evaluation.volumes import volume_table_cells
 from mrct.models.random_embedding import DESCRIPTION
-from mrct.preprocess.registration_qa import read_registration_qa
-from mrct.report_images import check_size, figure_html, qa_figures_html
+from mrct.preprocess.registration_qa import read_registration_qa, review_order
+from mrct.report_images import DEFAULT_QA_PATIENTS, check_size, figure_html, qa_figures_html
 from mrct.report_summary import csv_download, direction_key, summary_html
 
 log = logging.getLogger(__name__)
@@ -532,7 +532,11 @@ def build_report(inputs: ReportInputs) -> str:
         registration = registration_qa_section(qa, manifest)
         flagged = dict(zip(qa.loc[qa["flagged"], "patient"].astype(str), qa.loc[qa["flagged"], "reason"].astype(str),
                            strict=True))
-    body["preprocessing"] = registration + qa_figures_html(inputs.qa_images, flagged, "bias field and registration QA") or "<p>No QA images.</p>"
+    review = (review_order(qa, inputs.config.get("preprocess", {}).get("registration_qa", {}))
+              if inputs.registration_qa is not None else None)
+    qa_limit = inputs.config.get("report", {}).get("qa_patients", DEFAULT_QA_PATIENTS)
+    body["preprocessing"] = (registration + qa_figures_html(inputs.qa_images, flagged, "bias field and registration QA",
+                                                            review, qa_limit) or "<p>No QA images.</p>")
     body["tables"] = "".join(
         f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
         for direction, path in inputs.metric_tables.items()

@@ -6,8 +6,9 @@ there. Every PNG is re-encoded at the width the page shows it (:data:`DISPLAY_WI
 column) before it is inlined: a figure rendered wider only costs bytes, never detail a reader can
 see. And the figures that grow with the number of models show the control and the best models only
 (``evaluate.n_figure_models``, :func:`mrct.evaluation.figures.figure_models`). The per-patient QA
-figures are folded (``<details>``), the flagged patients' open and first, so 18 or 180 patients
-are one screen until a reader asks for more.
+figures are folded (``<details>``), the flagged patients' open and first, and only the patients a
+reader should look at are shown (``report.qa_patients``): the QA section weighs the same for 18 or
+180 patients.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import base64
 import html
 import io
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 DISPLAY_WIDTH = 1170
 #: The whole report at the study's shape stays below this (tests/test_report_scale.py checks it).
 SIZE_BUDGET_MB = 25.0
+#: Patients whose QA figures the report shows when the config does not say (``report.qa_patients``).
+DEFAULT_QA_PATIENTS = 12
 
 
 def display_png(path: str | Path, max_width: int = DISPLAY_WIDTH) -> bytes:
@@ -86,29 +89,48 @@ def figure_html(path: str | Path, caption: str) -> str:
     return f'<figure><img alt="{caption}" src="{png_data_uri(path)}"><figcaption>{caption}</figcaption></figure>'
 
 
-def qa_figures_html(images: Iterable[str | Path], flagged: Mapping[str, str], caption: str) -> str:
-    """Each patient's QA figures in a folded <details>: flagged patients first and open, the rest closed.
+def qa_figures_html(images: Iterable[str | Path], flagged: Mapping[str, str], caption: str,
+                    order: Sequence[str] | None = None, limit: int | None = None) -> str:
+    """The QA figures of the patients a reader should look at, each in a folded <details>.
 
     The patient is the image's folder name (``results/preprocessed/{patient}/qa.png``); ``flagged``
-    maps a flagged patient to its reason.
+    maps a flagged patient to its reason. ``order`` is the order of review (flagged patients first,
+    then the passing ones nearest a bound: :func:`mrct.preprocess.registration_qa.review_order`;
+    by default flagged first, then by id), and only its first ``limit`` patients are shown (None:
+    all). Why a limit: at 0.3 MB a patient, 180 patients would weigh more than the rest of the
+    report; the table above lists every patient, and every figure stays in its folder and in
+    Snakemake's own report. Flagged patients are open, the rest closed.
     """
     by_patient: dict[str, list[Path]] = {}
     for path in map(Path, images):
         by_patient.setdefault(path.parent.name, []).append(path)
-    order = sorted(by_patient, key=lambda p: (p not in flagged, p))
+    if not by_patient:
+        return ""
+    ranked = [p for p in (order or []) if p in by_patient]
+    rest = sorted((p for p in by_patient if p not in set(ranked)), key=lambda p: (p not in flagged, p))
+    shown = (ranked + rest)[:limit] if limit is not None else ranked + rest
     blocks = []
-    for patient in order:
+    for patient in shown:
         figures = "".join(figure_html(p, f"{patient}: {caption}") for p in by_patient[patient])
         if patient in flagged:
             title = f"{html.escape(patient)}: <b>flagged</b> ({html.escape(flagged[patient])})"
             blocks.append(f'<details class="qa" open><summary>{title}</summary>{figures}</details>')
         else:
             blocks.append(f'<details class="qa"><summary>{html.escape(patient)}</summary>{figures}</details>')
-    if not blocks:
-        return ""
-    n_flagged = sum(p in flagged for p in order)
-    lead = (f"<p>QA figure per patient ({len(order)} patients; {n_flagged} flagged, shown open; click a "
-            "patient to open the others).</p>")
+    n_flagged = sum(p in flagged for p in by_patient)
+    n_flagged_shown = sum(p in flagged for p in shown)
+    if len(shown) == len(by_patient):
+        lead = (f"<p>QA figure per patient ({len(shown)} patients; {n_flagged} flagged, shown open; click a "
+                "patient to open the others).</p>")
+    else:
+        passing = len(shown) - n_flagged_shown
+        flagged_text = (f"the {n_flagged} flagged patients (open)" if n_flagged_shown == n_flagged else
+                        f"{n_flagged_shown} of the {n_flagged} flagged patients (open; the others' figures are "
+                        "not shown here)")
+        lead = (f"<p>QA figures of {len(shown)} of the {len(by_patient)} patients (report.qa_patients): "
+                f"{flagged_text}, then the {passing} passing patients nearest a QA bound (click to open). "
+                "The table above has every patient's figures; every patient's QA image is "
+                "results/preprocessed/&lt;patient&gt;/qa.png, and all are in <code>snakemake --report</code>.</p>")
     return lead + "".join(blocks)
 
 

@@ -294,6 +294,31 @@ def decide(table: pd.DataFrame, bounds: Mapping[str, Any], keep_flagged: bool) -
     return out
 
 
+def review_order(table: pd.DataFrame, bounds: Mapping[str, Any]) -> list[str]:
+    """Patients in the order a person should look at their QA figures, for a report that shows a few.
+
+    Flagged patients first (by id), then the passing ones nearest a bound: a patient's place is
+    its best rank over the applied bounds, each ranking the patients by their margin to that bound
+    (the smallest margin first; a missing figure counts as none). Ranks, not margins, because the
+    figures have different scales (a Dice of 0.95 is as close to 0.90 as a peak drop of 0.40 to
+    0.35 only by accident). With no bound applied, the passing patients follow by id.
+    """
+    table = table.assign(patient=table["patient"].astype(str)).reset_index(drop=True)
+    flagged = table["flagged"].astype(bool)
+    passing = table[~flagged]
+    ranks = []  # among the passing patients only: a flagged one must not push some ranks down and not others
+    for key, (figure, _, lower) in BOUND_KEYS.items():
+        bound = bounds.get(key)
+        if bound is None or figure not in table.columns:
+            continue
+        values = pd.to_numeric(passing[figure], errors="coerce")
+        margin = values - bound if lower else bound - values
+        ranks.append(margin.rank(method="min", na_option="top"))
+    nearest = pd.concat(ranks, axis=1).min(axis=1) if ranks else pd.Series(0.0, index=passing.index)
+    return (sorted(table.loc[flagged, "patient"])
+            + passing.assign(nearest=nearest).sort_values(["nearest", "patient"])["patient"].tolist())
+
+
 def collect_registration_qa(paths: Iterable[str | Path], bounds: Mapping[str, Any],
                             keep_flagged: bool = False) -> pd.DataFrame:
     """One row per patient from the per-patient JSON files, with the figures and the decision."""

@@ -13,7 +13,8 @@ from mrct.training.settings import check_slice_size
 from mrct.sources import local as local_source
 from mrct.sources.demo import check_mixed_up, demo_patient_ids
 from mrct.sources.patients import choose_patients
-from mrct.sources.synthrad import CHALLENGES, synthrad_patient_ids
+from mrct.sources.centres import centres_in_folder as local_centres
+from mrct.sources.synthrad import CHALLENGES, overview_centres, synthrad_patient_ids
 
 try:
     validate_config(config)
@@ -55,9 +56,20 @@ def _choose(ids):
             max_patients=config["dataset"].get("max_patients"),
             patients=config["dataset"].get("patients"),
             seed=config["seed"],
+            centres=get_centres(),
         )
     except ValueError as error:
         raise WorkflowError(str(error)) from None
+
+
+def get_centres():
+    """Patient -> centre from a table that comes with the data (mrct.sources.centres); {} if none."""
+    if DATASET == "local":
+        return local_centres(config["dataset"]["path"])
+    if DATASET in CHALLENGES:
+        archive = checkpoints.download_dataset.get().output.archive
+        return overview_centres(archive, config["dataset"][DATASET]["region"], DATASET)
+    return {}
 
 
 def get_patients():

@@ -109,6 +109,7 @@ rule patient_list:
     params:
         patients=lambda wildcards: get_patients(),
         source=DATASET,
+        centres=lambda wildcards: get_centres(),
     script:
         "../scripts/patient_list.py"
 

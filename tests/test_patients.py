@@ -85,3 +85,46 @@ def test_report_shows_the_patients_per_centre(tmp_path: Path) -> None:
     assert "<td>1BB003</td><td>B</td><td>synthrad2023</td>" in html
     write_patients_table(["demo001"], "demo", path)
     assert "<td>unknown</td><td>1</td>" in patients_html(read_patients_table(path))
+
+
+# -- centres from a table that comes with the data --------------------------------------------
+
+
+def test_a_local_folders_spreadsheet_gives_the_centres_of_ids_that_say_none(tmp_path: Path, caplog) -> None:
+    """Ids without a centre letter; the folder's spreadsheet names three sites: 6 drawn = 2 per site."""
+    import pandas as pd
+
+    from mrct.sources.centres import centres_in_folder
+    from mrct.sources.patients import patients_table
+
+    ids = [f"case{n:02d}" for n in range(12)]
+    sites = ["Leiden", "Utrecht", "Groningen"]
+    overview = tmp_path / "overview"
+    overview.mkdir()
+    # Headers as people write them; a second sheet without the columns; numbers as Excel stores them.
+    with pd.ExcelWriter(overview / "patients.xlsx") as writer:
+        pd.DataFrame({"Patient ID": ids, "Site ": [sites[n % 3] for n in range(12)]}).to_excel(writer, sheet_name="MR", index=False)
+        pd.DataFrame({"Scanner": ["x"], "Field": [3.0]}).to_excel(writer, sheet_name="notes", index=False)
+    (tmp_path / "broken.xlsx").write_bytes(b"not a workbook")  # skipped, with a warning naming it
+    with caplog.at_level("INFO"):
+        centres = centres_in_folder(tmp_path)
+    assert centres == {p: sites[n % 3] for n, p in enumerate(ids)}
+    assert "broken.xlsx: not read as a table of centres" in caplog.text
+    chosen = choose_patients(ids, "local", max_patients=6, patients=None, seed=3, centres=centres)
+    assert Counter(centres[p] for p in chosen) == {"Leiden": 2, "Utrecht": 2, "Groningen": 2}
+    assert choose_patients(ids, "local", max_patients=6, patients=None, seed=3) != chosen  # no table: plain draw
+    assert patients_table(chosen, "local", centres)["centre"].tolist() == [centres[p] for p in sorted(chosen)]
+
+
+def test_the_table_comes_before_the_id_and_a_disagreement_is_logged(caplog) -> None:
+    from mrct.sources.centres import centres_in_tables, report_disagreements
+    from mrct.sources.patients import patient_centre
+
+    csv = b"ID,Center\n1BA001,UMCU\n1BB002,B\n"
+    centres = centres_in_tables([("overview.csv", csv)])
+    assert patient_centre("1BA001", "synthrad2023", centres) == "UMCU"
+    assert patient_centre("1BC003", "synthrad2023", centres) == "C"  # not in the table: the id's
+    with caplog.at_level("WARNING"):
+        report_disagreements(centres, {p: centre_of(p, "synthrad2023") for p in centres})
+    assert "different centres for 1 patients (1BA001: 'UMCU' in the table, 'A' in the id)" in caplog.text
+    assert centres_in_tables([("no_columns.csv", b"name,value\na,1\n")]) == {}

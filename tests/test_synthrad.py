@@ -149,3 +149,31 @@ def test_synthrad2025_mha_layout_is_read_per_region(tmp_path: Path) -> None:
         synthrad_patient_ids(archive, "brain", "synthrad2025")
     with pytest.raises(ValueError, match="no brain patients.*mr.nii.gz"):
         synthrad_patient_ids(archive, "brain", "synthrad2023")
+
+
+def test_the_overview_spreadsheet_in_the_archive_gives_the_centres(tmp_path: Path) -> None:
+    """An overview workbook in the region's overview folder names each patient's centre; it is read
+    from the zip (brain's, not pelvis's), and where it is unreadable the ids give the centres."""
+    import io
+
+    import pandas as pd
+
+    from mrct.sources.synthrad import overview_centres
+
+    members = published_2023_layout()
+    brain = [m.split("/")[2] for m in members if m.startswith("Task1/brain/1B") and m.endswith("/mr.nii.gz")]
+    names = {"A": "UMC Utrecht", "B": "Radboudumc", "C": "UMC Groningen"}
+    workbook = io.BytesIO()
+    with pd.ExcelWriter(workbook) as writer:
+        pd.DataFrame({"ID": brain, "Center": [names[p[2]] for p in brain]}).to_excel(writer, sheet_name="MR", index=False)
+    archive = tmp_path / "Task1.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for member in members:
+            zf.writestr(member, workbook.getvalue() if member.endswith("brain_train.xlsx") else _content(member))
+    centres = overview_centres(archive, "brain")
+    assert centres == {p: names[p[2]] for p in brain}
+    assert overview_centres(archive, "pelvis") == {}  # its overview here is not a workbook: skipped
+    chosen = choose_patients(synthrad_patient_ids(archive, "brain"), "synthrad2023", max_patients=6, patients=None,
+                             seed=1, centres=centres)
+    assert patients_table(chosen, "synthrad2023", centres)["centre"].value_counts().to_dict() == dict.fromkeys(
+        names.values(), 2)

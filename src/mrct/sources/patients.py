@@ -9,14 +9,16 @@ report, so that a reader sees what the numbers were measured on.
 
 The centre of a SynthRAD patient is in its id: task digit, region code (SynthRAD2023: ``B``
 brain, ``P`` pelvis; SynthRAD2025: ``AB``, ``HN``, ``TH``), centre letter, number; ``1BA001`` is
-brain patient 1 of centre A, ``1HNC012`` head-and-neck patient 12 of centre C. Other sources
-have no known centre (empty): their sample is a plain seeded one.
+brain patient 1 of centre A, ``1HNC012`` head-and-neck patient 12 of centre C. A table that comes
+with the data (SynthRAD's overview spreadsheet, a CSV beside a local folder's patients) comes first
+where it names a patient's centre (:mod:`mrct.sources.centres`). Patients with no known centre
+(empty) are one group: a source without centres gets a plain seeded sample.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,11 @@ def centre_of(patient: str, source: str) -> str:
         return ""
     match = _SYNTHRAD_ID.fullmatch(patient)
     return match.group(1) if match else ""
+
+
+def patient_centre(patient: str, source: str, centres: Mapping[str, str] | None = None) -> str:
+    """The centre a table that came with the data names (``centres``), else the id's (:func:`centre_of`)."""
+    return (centres or {}).get(patient) or centre_of(patient, source)
 
 
 def balanced_sample(centres: dict[str, str], n: int, seed: int) -> list[str]:
@@ -60,7 +67,8 @@ def balanced_sample(centres: dict[str, str], n: int, seed: int) -> list[str]:
 
 
 def choose_patients(
-    ids: Iterable[str], source: str, *, max_patients: int | None, patients: Sequence[str] | None, seed: int
+    ids: Iterable[str], source: str, *, max_patients: int | None, patients: Sequence[str] | None, seed: int,
+    centres: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The sorted patients a run uses: ``patients`` when given, else a balanced sample of
     ``max_patients`` (see balanced_sample), else all ``ids``.
@@ -83,18 +91,19 @@ def choose_patients(
             )
         return sorted(set(patients))
     if max_patients and max_patients < len(available):
-        return balanced_sample({p: centre_of(p, source) for p in available}, max_patients, seed)
+        return balanced_sample({p: patient_centre(p, source, centres) for p in available}, max_patients, seed)
     return available
 
 
-def patients_table(patients: Iterable[str], source: str) -> pd.DataFrame:
+def patients_table(patients: Iterable[str], source: str, centres: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per chosen patient: ``patient, centre, source`` (centre empty where unknown)."""
-    rows = [(p, centre_of(p, source), source) for p in sorted(patients)]
+    rows = [(p, patient_centre(p, source, centres), source) for p in sorted(patients)]
     return pd.DataFrame(rows, columns=PATIENT_COLUMNS)
 
 
-def write_patients_table(patients: Iterable[str], source: str, path: str | Path) -> pd.DataFrame:
-    table = patients_table(patients, source)
+def write_patients_table(patients: Iterable[str], source: str, path: str | Path,
+                         centres: Mapping[str, str] | None = None) -> pd.DataFrame:
+    table = patients_table(patients, source, centres)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
     return table

@@ -22,10 +22,12 @@ import shutil
 import zipfile
 import zlib
 from collections import defaultdict
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mrct.io.atomic import atomic_path
+from mrct.sources.centres import TABLE_SUFFIXES, centres_in_tables
 from mrct.sources.local import PATIENT_ID
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,27 @@ def synthrad_patient_ids(archive: str | Path, region: str = "brain", challenge: 
             f"Task1/{region}/<patient>/mr{kind.suffix} and ct{kind.suffix} ({kind.name})"
         )
     return ids
+
+
+def overview_centres(archive: str | Path, region: str = "brain", challenge: str = "synthrad2023") -> dict[str, str]:
+    """Patient id -> centre from the region's overview tables (``<region>/overview/*.xlsx``), if any.
+
+    Read from the zip without extracting; {} when there is none, or none names a centre
+    (see :mod:`mrct.sources.centres`).
+    """
+    stat = Path(archive).stat()
+    return dict(_overview_centres(str(archive), stat.st_size, stat.st_mtime_ns, region.lower(), challenge))
+
+
+@lru_cache(maxsize=8)
+def _overview_centres(archive: str, size: int, mtime_ns: int, region: str, challenge: str) -> dict[str, str]:
+    """Cached per archive file and version: the DAG asks for the patients many times."""
+    challenge_of(challenge)
+    with _open(archive) as zf:
+        members = [name for name in zf.namelist()
+                   if len(parts := PurePosixPath(name).parts) >= 3 and parts[-3].lower() == region
+                   and parts[-2].lower() == "overview" and PurePosixPath(name).suffix.lower() in TABLE_SUFFIXES]
+        return centres_in_tables((f"{archive}:{m}", zf.read(m)) for m in sorted(members))
 
 
 def extract_patient(

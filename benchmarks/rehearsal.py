@@ -15,7 +15,10 @@ must:
 - no Inception FID (``fid.download_inception: false``): its file's sha256 is pinned, so no file
   made here can stand in for it (the FID step verifies it), and FID in the random network's
   feature space runs as always; ``benchmarks/fid.py`` times the Inception network;
-- training cut to one epoch of ``--max-steps`` batches (``train.max_steps_per_epoch``).
+- training cut to one epoch of ``--max-steps`` batches (``train.max_steps_per_epoch``);
+- with ``--size``, slices of that size instead of the design's: every count of the DAG stays (jobs,
+  models, patients, slices, reader-study images, report figures), and the networks' work falls
+  with the pixels, so that every model's rules can run on a CPU.
 
 It runs Snakemake (``--until`` stops after the named rules: on a machine without a GPU, every
 test slice and test volume through a zoo-sized generator takes hours), then prints: the jobs of
@@ -56,6 +59,8 @@ def rehearsal_config(args: argparse.Namespace) -> dict:
                                   "resolution_mm": args.resolution_mm}}
     if args.models:
         config["models"] = list(args.models)
+    if args.size:
+        config["slices"] = {**config["slices"], "size": args.size}
     config["fid"] = {**config["fid"], "download_inception": False}
     config["train"] = {**config["train"], "n_epochs": 1, "n_epochs_decay": 0,
                        "max_steps_per_epoch": args.max_steps, "replicates": args.replicates}
@@ -152,6 +157,9 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--until", nargs="*", default=[], help="rules to stop after (snakemake --until)")
     parser.add_argument("--models", nargs="*", default=[], help="instead of the design's models (fewer, on a CPU)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="slice size in px instead of the design's: every count of the DAG stays, the networks' "
+                             "work falls with the pixels (64 px: a sixteenth of 256 px), so all models' rules run on a CPU")
     parser.add_argument("--keep", action="store_true",
                         help="continue in --out as it is (e.g. after --until, with fewer --models) instead of emptying it")
     args = parser.parse_args()
@@ -163,8 +171,10 @@ def main() -> int:
     config = rehearsal_config(args)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     placed = place_weights(workdir, config)
+    design_size = load_config(ROOT / "config.yaml", ROOT / args.design)["slices"]["size"]
+    size_note = f" (the design's: {design_size} px)" if config["slices"]["size"] != design_size else ""
     design = (f"{args.design}: {len(config['models'])} models ({len(placed)} from official-format files made here), "
-              f"{args.patients} demo patients at {args.resolution_mm:g} mm, {config['slices']['size']} px, "
+              f"{args.patients} demo patients at {args.resolution_mm:g} mm, {config['slices']['size']} px{size_note}, "
               f"{config['slices']['per_patient']} slices each, folds {config['split'].get('folds', 1)}, "
               f"replicates {args.replicates}, reader study {config['reader_study']['images_per_modality']} images "
               f"per modality; training 1 epoch of {args.max_steps} batch(es); no Inception FID (its file's "

@@ -107,7 +107,7 @@ def qa_figures_html(images: Iterable[str | Path], flagged: Mapping[str, str], ca
     if not by_patient:
         return ""
     ranked = [p for p in (order or []) if p in by_patient]
-    rest = sorted((p for p in by_patient if p not in set(ranked)), key=lambda p: (p not in flagged, p))
+    rest = sorted(set(by_patient) - set(ranked), key=lambda p: (p not in flagged, p))
     shown = (ranked + rest)[:limit] if limit is not None else ranked + rest
     blocks = []
     for patient in shown:
@@ -128,7 +128,8 @@ def qa_figures_html(images: Iterable[str | Path], flagged: Mapping[str, str], ca
                         f"{n_flagged_shown} of the {n_flagged} flagged patients (open; the others' figures are "
                         "not shown here)")
         lead = (f"<p>QA figures of {len(shown)} of the {len(by_patient)} patients (report.qa_patients): "
-                f"{flagged_text}, then the {passing} passing patients nearest a QA bound (click to open). "
+                f"{flagged_text}, then {passing} passing patients "
+                f"{'nearest a QA bound' if order else 'by id'} (click to open). "
                 "The table above has every patient's figures; every patient's QA image is "
                 "results/preprocessed/&lt;patient&gt;/qa.png, and all are in <code>snakemake --report</code>.</p>")
     return lead + "".join(blocks)

@@ -130,7 +130,7 @@ def qa_figures_html(images: Iterable[str | Path], flagged: Mapping[str, str], ca
         lead = (f"<p>QA figures of {len(shown)} of the {len(by_patient)} patients (report.qa_patients): "
                 f"{flagged_text}, then {passing} passing patients "
                 f"{'nearest a QA bound' if order else 'by id'} (click to open). "
-                "The table above has every patient's figures; every patient's QA image is "
+                "The table above has every patient's QA values; every patient's QA image is "
                 "results/preprocessed/&lt;patient&gt;/qa.png, and all are in <code>snakemake --report</code>.</p>")
     return lead + "".join(blocks)
 

@@ -290,7 +290,8 @@ def test_images_are_encoded_at_display_width_or_kept_when_smaller(tmp_path: Path
     blocky = _png(tmp_path / "blocky.png", blocks)
     assert display_png(blocky) == blocky.read_bytes()
     # A plot of few colours: an exact palette, every pixel unchanged.
-    few = _png(tmp_path / "few.png", np.stack([blocks % 4 * 60] * 3 + [np.full_like(blocks, 255)], axis=-1))
+    few = _png(tmp_path / "few.png", np.stack([blocks % 4 * 60, 255 - blocks % 4 * 60, blocks % 2 * 100,
+                                               np.full_like(blocks, 255)], axis=-1))
     with Image.open(io.BytesIO(display_png(few, max_width=4000))) as image:
         assert image.mode == "P"
         np.testing.assert_array_equal(np.asarray(image.convert("RGB")), np.asarray(Image.open(few).convert("RGB")))
@@ -408,3 +409,28 @@ def test_report_opens_in_chromium_in_seconds_with_the_answer_on_the_first_screen
     seconds, box = first_screen(path, Path(shots) / "report_study_shape.png" if shots else None)
     assert seconds < 10, f"{check_size(page):.1f} MB report took {seconds:.1f} s to load"
     assert box is not None and box["y"] < FIRST_SCREEN["height"]  # the ranked table starts on the first screen
+
+
+def test_per_model_latent_plots_are_those_of_the_best_models_the_grid_has_all(study: ReportInputs, page: str) -> None:
+    section = page[page.index('<section id="latent">'):]
+    section = section[:section.index("</section>")]
+    best = set()
+    for path in study.metric_tables.values():  # the 4 best (evaluate.n_figure_models' default) per direction
+        best |= set(pd.read_csv(path).nlargest(4, f"{RANKING_METRIC}_avg")["model"])
+    shown = set(re.findall(r'<img alt="(\w+)_(?:tsne|umap)"', section))
+    assert shown == best and 4 <= len(best) < len(MODELS)
+    assert section.count("<img") == 2 * len(best) + 1 + len(study.latent_joint)  # plots, the grid, joint
+    assert f"Per-model plots of {len(best)} of the {len(MODELS)} models" in section
+
+
+def test_a_figure_without_colour_is_encoded_gray_pixel_for_pixel(tmp_path: Path) -> None:
+    noise = np.random.default_rng(1).integers(0, 256, (300, 400))
+    rgb = _png(tmp_path / "gray_rgb.png", np.stack([noise] * 3 + [np.full_like(noise, 255)], axis=-1))
+    with Image.open(io.BytesIO(display_png(rgb))) as image:
+        assert image.mode == "L"
+        np.testing.assert_array_equal(np.asarray(image), noise)
+    assert len(display_png(rgb)) < 0.5 * rgb.stat().st_size
+    coloured = noise[..., None].repeat(3, axis=-1)
+    coloured[0, 0] = (255, 0, 0)  # one red pixel keeps the colour
+    with Image.open(io.BytesIO(display_png(_png(tmp_path / "red.png", coloured)))) as image:
+        assert image.mode == "RGB"

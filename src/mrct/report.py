@@ -35,7 +35,7 @@ from mrct.evaluation.volumes import volume_table_cells
 from mrct.models.random_embedding import DESCRIPTION
 from mrct.preprocess.registration_qa import read_registration_qa, review_order
 from mrct.report_images import DEFAULT_QA_PATIENTS, check_size, figure_html, qa_figures_html
-from mrct.report_summary import csv_download, direction_key, summary_html
+from mrct.report_summary import csv_download, direction_key, ranked_models, summary_html
 
 log = logging.getLogger(__name__)
 
@@ -396,6 +396,10 @@ LATENT_NOTE = (
 )
 
 
+#: Models beside the control in the figures, when the config does not say (``evaluate.n_figure_models``).
+DEFAULT_FIGURE_MODELS = 4
+
+
 def latent_section(inputs: ReportInputs) -> str:
     """The change that fine-tuning made to separability, the raw table, joint embeddings, then the
     per-model grid and plots."""
@@ -408,8 +412,47 @@ def latent_section(inputs: ReportInputs) -> str:
     latent += [image_tag(p, f"All models together: {p.stem}") for p in inputs.latent_joint]
     if inputs.latent_grid is not None:
         latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every fine-tuned model"))
-    latent += [image_tag(p) for p in inputs.latent_plots]
+    shown, ranked = latent_plot_models(inputs)
+    plots = [p for p in inputs.latent_plots if latent_plot_model(p) in shown or latent_plot_model(p) not in ranked]
+    if len(plots) < len(inputs.latent_plots):
+        n_models = len({latent_plot_model(p) for p in inputs.latent_plots})
+        latent.append(f"<p>Per-model plots of {len(shown)} of the {n_models} models: the control and the "
+                      f"{figure_model_count(inputs)} best by "
+                      f"{html.escape(RANKING_METRIC)} in each direction, as in the translation figures (the grid above "
+                      "shows every model; every model's plots are results/latent/&lt;model&gt;_tsne.png and _umap.png, "
+                      "and all are in <code>snakemake --report</code>).</p>")
+    latent += [image_tag(p) for p in plots]
     return "".join(latent)
+
+
+def figure_model_count(inputs: ReportInputs) -> int:
+    return int(inputs.config.get("evaluate", {}).get("n_figure_models", DEFAULT_FIGURE_MODELS))
+
+
+def latent_plot_model(path: str | Path) -> str:
+    """The model of a per-model latent plot, ``results/latent/{model}_{tsne,umap}.png``."""
+    return Path(path).stem.rsplit("_", 1)[0]
+
+
+def latent_plot_models(inputs: ReportInputs) -> tuple[set[str], set[str]]:
+    """The models whose own latent plots the report shows, and the models ranked.
+
+    Shown: the control and the ``evaluate.n_figure_models`` best by the ranking metric in each
+    direction, as the translation figures choose them (:func:`mrct.evaluation.figures.figure_models`).
+    A model the metric tables do not rank is not left out. Why: each model adds two plots of about
+    0.2 MB, and the grid shows every model already.
+    """
+    n_best = figure_model_count(inputs)
+    control = (inputs.design or {}).get("control")
+    shown, ranked = ({control} if control else set()), set()
+    for path in inputs.metric_tables.values():
+        table = pd.read_csv(path)
+        if f"{RANKING_METRIC}_avg" not in table.columns:
+            continue
+        ordered = ranked_models(table)
+        ranked |= set(ordered["model"].astype(str))
+        shown |= set(ordered.loc[ordered["model"] != control, "model"].astype(str).head(n_best))
+    return shown, ranked
 
 
 #: Captions of the screenshots in docs/img/ (tests/test_reader_study_browser.py makes them).

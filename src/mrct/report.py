@@ -25,6 +25,7 @@ from mrct.evaluation.forest import DIRECTION_TITLES, RANKING_METRIC, read_signif
 from mrct.evaluation.significance import control_of, unit_summary
 from mrct.evaluation.tables import (
     GROUP_TITLES,
+    LABELS,
     format_value,
     higher_is_better,
     metric_groups,
@@ -418,7 +419,8 @@ def latent_section(inputs: ReportInputs) -> str:
         n_models = len({latent_plot_model(p) for p in inputs.latent_plots})
         latent.append(f"<p>Per-model plots of {len(shown)} of the {n_models} models: the control and the "
                       f"{figure_model_count(inputs)} best by "
-                      f"{html.escape(RANKING_METRIC)} in each direction, as in the translation figures (the grid above "
+                      f"{html.escape(LABELS.get(RANKING_METRIC, RANKING_METRIC))} in each direction, as in the "
+                      "translation figures (the grid above "
                       "shows every model; every model's plots are results/latent/&lt;model&gt;_tsne.png and _umap.png, "
                       "and all are in <code>snakemake --report</code>).</p>")
     latent += [image_tag(p) for p in plots]

@@ -22,8 +22,8 @@ import shutil
 import zipfile
 import zlib
 from collections import defaultdict
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from mrct.io.atomic import atomic_path

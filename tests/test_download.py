@@ -245,7 +245,8 @@ def test_progress_is_logged_with_rate_and_time_left(
     file_server.routes["a.bin"] = Route(payload)
     with caplog.at_level("INFO", logger="mrct.io.download"):
         download(file_server.url("a.bin"), tmp_path / "a.bin", progress_interval=0)
-    lines = [r.getMessage() for r in caplog.records if "/s" in r.getMessage()]
+    # Progress lines only ("/s" alone would also match a path such as /tmp/suite/...).
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().endswith(" left")]
     assert len(lines) >= 5, "one line per MiB chunk with interval 0"
     assert re.search(r"of 5\.2 MB \(100\.0 %\), .*/s, .* left", lines[-1])
 

@@ -52,8 +52,9 @@ from mrct.models.registry import downloadable_models, published_generator
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def rehearsal_config(args: argparse.Namespace) -> dict:
-    config = load_config(ROOT / "config.yaml", ROOT / args.design)
+def rehearsal_config(design: dict, args: argparse.Namespace) -> dict:
+    """The design's config (``load_config`` of config.yaml and ``--design``) as the rehearsal runs it."""
+    config = dict(design)
     config["dataset"] = {**config["dataset"], "source": "demo", "max_patients": None,
                          "demo": {**config["dataset"]["demo"], "n_patients": args.patients,
                                   "resolution_mm": args.resolution_mm}}
@@ -109,8 +110,8 @@ def snakemake(workdir: Path, *args: str, log: Path | None = None) -> subprocess.
         return subprocess.run(cmd, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, text=True, check=False)
 
 
-def planned_jobs(workdir: Path, *targets: str) -> Counter:
-    out = snakemake(workdir, "--dry-run", "--cores", "1", "--quiet", "rules", *targets).stdout
+def planned_jobs(workdir: Path) -> Counter:
+    out = snakemake(workdir, "--dry-run", "--cores", "1", "--quiet", "rules").stdout
     counts = Counter()
     for line in out.splitlines():
         match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
@@ -168,10 +169,11 @@ def main() -> int:
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
-    config = rehearsal_config(args)
+    design_config = load_config(ROOT / "config.yaml", ROOT / args.design)
+    config = rehearsal_config(design_config, args)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     placed = place_weights(workdir, config)
-    design_size = load_config(ROOT / "config.yaml", ROOT / args.design)["slices"]["size"]
+    design_size = design_config["slices"]["size"]
     size_note = f" (the design's: {design_size} px)" if config["slices"]["size"] != design_size else ""
     design = (f"{args.design}: {len(config['models'])} models ({len(placed)} from official-format files made here), "
               f"{args.patients} demo patients at {args.resolution_mm:g} mm, {config['slices']['size']} px{size_note}, "

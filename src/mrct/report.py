@@ -10,6 +10,7 @@ import html
 import logging
 import platform
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -401,9 +402,9 @@ LATENT_NOTE = (
 DEFAULT_FIGURE_MODELS = 4
 
 
-def latent_section(inputs: ReportInputs) -> str:
+def latent_section(inputs: ReportInputs, metric_tables: Iterable[pd.DataFrame] = ()) -> str:
     """The change that fine-tuning made to separability, the raw table, joint embeddings, then the
-    per-model grid and plots."""
+    per-model grid and the plots of the models :func:`latent_plot_models` picks from ``metric_tables``."""
     latent = [LATENT_NOTE]
     if inputs.separability is not None:
         table = pd.read_csv(inputs.separability)
@@ -413,22 +414,18 @@ def latent_section(inputs: ReportInputs) -> str:
     latent += [image_tag(p, f"All models together: {p.stem}") for p in inputs.latent_joint]
     if inputs.latent_grid is not None:
         latent.append(image_tag(inputs.latent_grid, "t-SNE and UMAP of every fine-tuned model"))
-    shown, ranked = latent_plot_models(inputs)
-    plots = [p for p in inputs.latent_plots if latent_plot_model(p) in shown or latent_plot_model(p) not in ranked]
+    n_best = int(inputs.config.get("evaluate", {}).get("n_figure_models", DEFAULT_FIGURE_MODELS))
+    shown, ranked = latent_plot_models(metric_tables, (inputs.design or {}).get("control"), n_best)
+    model_of = {p: latent_plot_model(p) for p in inputs.latent_plots}
+    plots = [p for p, model in model_of.items() if model in shown or model not in ranked]
     if len(plots) < len(inputs.latent_plots):
-        n_models = len({latent_plot_model(p) for p in inputs.latent_plots})
-        latent.append(f"<p>Per-model plots of {len(shown)} of the {n_models} models: the control and the "
-                      f"{figure_model_count(inputs)} best by "
-                      f"{html.escape(LABELS.get(RANKING_METRIC, RANKING_METRIC))} in each direction, as in the "
-                      "translation figures (the grid above "
-                      "shows every model; every model's plots are results/latent/&lt;model&gt;_tsne.png and _umap.png, "
-                      "and all are in <code>snakemake --report</code>).</p>")
+        latent.append(f"<p>Per-model plots of {len(shown)} of the {len(set(model_of.values()))} models: the control "
+                      f"and the {n_best} best by {html.escape(LABELS.get(RANKING_METRIC, RANKING_METRIC))} in each "
+                      "direction, as in the translation figures (the grid above shows every model; every model's "
+                      "plots are results/latent/&lt;model&gt;_tsne.png and _umap.png, and all are in "
+                      "<code>snakemake --report</code>).</p>")
     latent += [image_tag(p) for p in plots]
     return "".join(latent)
-
-
-def figure_model_count(inputs: ReportInputs) -> int:
-    return int(inputs.config.get("evaluate", {}).get("n_figure_models", DEFAULT_FIGURE_MODELS))
 
 
 def latent_plot_model(path: str | Path) -> str:
@@ -436,19 +433,17 @@ def latent_plot_model(path: str | Path) -> str:
     return Path(path).stem.rsplit("_", 1)[0]
 
 
-def latent_plot_models(inputs: ReportInputs) -> tuple[set[str], set[str]]:
+def latent_plot_models(metric_tables: Iterable[pd.DataFrame], control: str | None,
+                       n_best: int) -> tuple[set[str], set[str]]:
     """The models whose own latent plots the report shows, and the models ranked.
 
-    Shown: the control and the ``evaluate.n_figure_models`` best by the ranking metric in each
-    direction, as the translation figures choose them (:func:`mrct.evaluation.figures.figure_models`).
-    A model the metric tables do not rank is not left out. Why: each model adds two plots of about
-    0.2 MB, and the grid shows every model already.
+    Shown: the control and the ``n_best`` (``evaluate.n_figure_models``) best by the ranking metric
+    in each direction, as the translation figures choose them
+    (:func:`mrct.evaluation.figures.figure_models`). A model the metric tables do not rank is not
+    left out. Why: each model adds two plots of about 0.2 MB, and the grid shows every model already.
     """
-    n_best = figure_model_count(inputs)
-    control = (inputs.design or {}).get("control")
     shown, ranked = ({control} if control else set()), set()
-    for path in inputs.metric_tables.values():
-        table = pd.read_csv(path)
+    for table in metric_tables:
         if f"{RANKING_METRIC}_avg" not in table.columns:
             continue
         ordered = ranked_models(table)
@@ -570,21 +565,21 @@ def build_report(inputs: ReportInputs) -> str:
     if inputs.patients is not None:
         # Centres are letters, empty where unknown: read as text, not as NaN.
         body["data"] += patients_html(pd.read_csv(inputs.patients, dtype=str, keep_default_na=False))
-    registration, flagged = "", {}
+    registration, flagged, review = "", {}, None
     if inputs.registration_qa is not None:
         qa = read_registration_qa(inputs.registration_qa)
         body["data"] += excluded_section(qa, manifest)
         registration = registration_qa_section(qa, manifest)
         flagged = dict(zip(qa.loc[qa["flagged"], "patient"].astype(str), qa.loc[qa["flagged"], "reason"].astype(str),
                            strict=True))
-    review = (review_order(qa, inputs.config.get("preprocess", {}).get("registration_qa", {}))
-              if inputs.registration_qa is not None else None)
+        review = review_order(qa, inputs.config.get("preprocess", {}).get("registration_qa", {}))
     qa_limit = inputs.config.get("report", {}).get("qa_patients", DEFAULT_QA_PATIENTS)
     body["preprocessing"] = (registration + qa_figures_html(inputs.qa_images, flagged, "bias field and registration QA",
                                                             review, qa_limit) or "<p>No QA images.</p>")
+    metric_tables = {direction: pd.read_csv(path) for direction, path in inputs.metric_tables.items()}
     body["tables"] = "".join(
-        f"<h3>{html.escape(direction)}</h3>" + ranking_line(pd.read_csv(path)) + metric_table_html(pd.read_csv(path))
-        for direction, path in inputs.metric_tables.items()
+        f"<h3>{html.escape(direction)}</h3>" + ranking_line(table) + metric_table_html(table)
+        for direction, table in metric_tables.items()
     ) + TABLES_NOTE
     body["volumes"] = volumes_section(inputs.volumes, inputs.config.get("evaluate", {}).get("hu_clip"))
     significance = read_significance(inputs.significance)
@@ -596,7 +591,7 @@ def build_report(inputs: ReportInputs) -> str:
     if inputs.reader_analysis is not None:
         body["reader_analysis"] = reader_analysis_section(inputs.reader_analysis)
     body["figures"] = "".join(image_tag(p) for p in inputs.figures) or "<p>No figures.</p>"
-    body["latent"] = latent_section(inputs)
+    body["latent"] = latent_section(inputs, metric_tables.values())
     body["reader_study"] = reader_study_kit_html(inputs.reader_study_key, inputs.reader_study_screenshots)
     runtimes = runtime_table(inputs.benchmark_dir)
     body["runtimes"] = frame_to_html(runtimes) if len(runtimes) else "<p>No benchmark files found.</p>"

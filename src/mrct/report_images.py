@@ -117,7 +117,7 @@ def qa_figures_html(images: Iterable[str | Path], flagged: Mapping[str, str], ca
         return ""
     ranked = [p for p in (order or []) if p in by_patient]
     rest = sorted(set(by_patient) - set(ranked), key=lambda p: (p not in flagged, p))
-    shown = (ranked + rest)[:limit] if limit is not None else ranked + rest
+    shown = (ranked + rest)[:limit]  # limit None: all
     blocks = []
     for patient in shown:
         figures = "".join(figure_html(p, f"{patient}: {caption}") for p in by_patient[patient])

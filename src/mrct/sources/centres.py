@@ -114,7 +114,7 @@ def centres_in_folder(folder: str | Path) -> dict[str, str]:
 
     Cached per set of files and their versions: the DAG asks for the patients many times.
     """
-    versions = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in table_files(folder))
+    versions = tuple((str(p), stat.st_size, stat.st_mtime_ns) for p in table_files(folder) for stat in [p.stat()])
     return dict(_centres_of_files(versions))
 
 

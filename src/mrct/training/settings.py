@@ -15,7 +15,6 @@ from typing import Any
 
 from mrct.models.registry import (
     is_pix2pix_zoo_model,
-    is_zoo_model,
     model_family,
     model_info,
     pix2pix_zoo_architecture,
@@ -34,14 +33,14 @@ RESULT_FREE = ("checkpoint_minutes", "device")
 #: Settings added after runs existed, left out of the train rule's params and the checkpoint
 #: fingerprint while unset (None): a finished or half-done run is not retrained for their sake.
 UNSET_IS_ABSENT = ("max_steps_per_epoch",)
+#: The reference discriminator width; zoo models train with the reference networks throughout.
+ZOO_NDF = 64
 
 
 def tracked_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The settings that decide a run's result: without ``RESULT_FREE`` and unset ``UNSET_IS_ABSENT``."""
     return {k: v for k, v in values.items()
             if k not in RESULT_FREE and not (k in UNSET_IS_ABSENT and v is None)}
-#: The reference discriminator width; zoo models train with the reference networks throughout.
-ZOO_NDF = 64
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from mrct.evaluation.fid import ranking_fid
+from mrct.evaluation.figures import control_and_best
 from mrct.evaluation.latent import STAGE_SCORES, separability_change
 from mrct.evaluation.forest import DIRECTION_TITLES, RANKING_METRIC, read_significance
 from mrct.evaluation.significance import control_of, unit_summary
@@ -37,7 +38,7 @@ from mrct.evaluation.volumes import volume_table_cells
 from mrct.models.random_embedding import DESCRIPTION
 from mrct.preprocess.registration_qa import read_registration_qa, review_order
 from mrct.report_images import DEFAULT_QA_PATIENTS, check_size, figure_html, qa_figures_html
-from mrct.report_summary import csv_download, direction_key, ranked_models, summary_html
+from mrct.report_summary import csv_download, direction_key, summary_html
 
 log = logging.getLogger(__name__)
 
@@ -438,17 +439,17 @@ def latent_plot_models(metric_tables: Iterable[pd.DataFrame], control: str | Non
     """The models whose own latent plots the report shows, and the models ranked.
 
     Shown: the control and the ``n_best`` (``evaluate.n_figure_models``) best by the ranking metric
-    in each direction, as the translation figures choose them
-    (:func:`mrct.evaluation.figures.figure_models`). A model the metric tables do not rank is not
+    in each direction, chosen as the translation figures choose theirs
+    (:func:`mrct.evaluation.figures.control_and_best`). A model the metric tables do not rank is not
     left out. Why: each model adds two plots of about 0.2 MB, and the grid shows every model already.
     """
-    shown, ranked = ({control} if control else set()), set()
+    shown, ranked = set(), set()
     for table in metric_tables:
         if f"{RANKING_METRIC}_avg" not in table.columns:
             continue
-        ordered = ranked_models(table)
-        ranked |= set(ordered["model"].astype(str))
-        shown |= set(ordered.loc[ordered["model"] != control, "model"].astype(str).head(n_best))
+        means = table.set_index(table["model"].astype(str))[f"{RANKING_METRIC}_avg"]
+        ranked |= set(means.index)
+        shown |= set(control_and_best(means, control, n_best))
     return shown, ranked
 
 

@@ -54,10 +54,16 @@ def figure_models(slices: pd.DataFrame, models: Sequence[str], direction: str, c
     answer what the grid is for. A control that is not configured is left out.
     """
     own = slices[(slices["direction"] == direction) & slices["model"].isin(list(models))]
-    means = own.groupby("model")[metric].mean().reindex([m for m in models if m != control])
-    ascending = not HIGHER_IS_BETTER[metric]
-    best = means.sort_values(ascending=ascending, kind="stable", na_position="last").index[:n_best]
-    return ([control] if control in models else []) + list(best)
+    return control_and_best(own.groupby("model")[metric].mean().reindex(list(models)), control, n_best, metric)
+
+
+def control_and_best(means: pd.Series, control: str | None, n_best: int, metric: str = RANKING_METRIC) -> list[str]:
+    """The control (when it is one of ``means``' models), then the ``n_best`` others by their mean of
+    ``metric`` (``means``: model -> mean; ties keep its order, NaN last). Shared by the translation
+    figures and the report's per-model latent plots, so that both show the same models."""
+    others = means.drop(control, errors="ignore") if control is not None else means
+    best = others.sort_values(ascending=not HIGHER_IS_BETTER[metric], kind="stable", na_position="last").index[:n_best]
+    return ([control] if control in means.index else []) + list(best)
 
 
 def translation_grid(
